@@ -1,0 +1,154 @@
+"""Typed, frozen settings. Defaults live in config/settings.toml; this module only says what
+each key is and what values it may take (``Annotated[..., Between(lo, hi)]``, ``Literal``).
+
+Loading (files, TB_* overrides, secrets from the environment and .env) is in
+``shared.config``; ``load_settings()`` there returns a ``Settings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """An inclusive numeric range constraint for a setting."""
+
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NonEmpty:
+    """A string or list setting that must not be empty."""
+
+
+class Secret:
+    """A secret value that never shows itself in a repr, str or log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+Fraction = Annotated[float, Between(0.0, 1.0)]
+Seconds = Annotated[float, Between(0.0, 3600.0)]
+Port = Annotated[int, Between(1, 65535)]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    enabled: bool
+    host: Annotated[str, NonEmpty()]
+    port: Port
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    """Which events send Telegram alerts; names as in the plan (see the catalog's switches)."""
+
+    trade_executed: bool
+    stop_triggered: bool
+    risk_halt: bool
+    risk_resumed: bool
+    rollback: bool
+    strategy_deployed: bool
+    system_online: bool
+    system_shutdown: bool
+    system_error: bool
+    websocket_failed: bool
+    daily_summary: bool
+    weekly_report: bool
+    signal_generated: bool
+    signal_rejected: bool
+    scan_complete: bool
+    paper_test_started: bool
+    paper_test_completed: bool
+    orchestrator_cycle_started: bool
+    orchestrator_cycle_completed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    notifications: NotificationSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSettings:
+    max_position_pct: Fraction
+    max_positions: Annotated[int, Between(1, 1000)]
+    max_daily_loss_pct: Fraction
+    max_drawdown_pct: Fraction
+    max_daily_trades: Annotated[int, Between(1, 100_000)]
+    max_consecutive_losses: Annotated[int, Between(1, 1000)]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSettings:
+    symbols: Annotated[tuple[str, ...], NonEmpty()]
+    timeframe: Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    backend: Literal["sqlite", "redis"]
+    sqlite_path: Annotated[str, NonEmpty()]
+    key_prefix: Annotated[str, NonEmpty()]
+    max_events: Annotated[int, Between(100, 100_000_000)]
+    max_snapshot_changes: Annotated[int, Between(10, 1_000_000)]
+    poll_interval: Annotated[float, Between(0.001, 10.0)]
+    connect_attempts: Annotated[int, Between(1, 1000)]
+    connect_retry_delay: Seconds
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    sqlite_path: Annotated[str, NonEmpty()]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    batch_size: Annotated[int, Between(1, 100_000)]
+    poll_interval: Annotated[float, Between(0.001, 60.0)]
+    retry_initial: Annotated[float, Between(0.001, 60.0)]
+    retry_max: Annotated[float, Between(0.001, 3600.0)]
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Secrets come only from the environment or a .env file, never from settings files."""
+
+    api_keys: tuple[Secret, ...]  # API_KEY, comma separated (several for rotation)
+    redis_url: Secret | None  # REDIS_URL
+    database_url: Secret | None  # DATABASE_URL
+    telegram_bot_token: Secret | None  # TELEGRAM_BOT_TOKEN
+    telegram_chat_id: Secret | None  # TELEGRAM_CHAT_ID
+    anthropic_api_key: Secret | None  # ANTHROPIC_API_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    api: ApiSettings
+    telegram: TelegramSettings
+    risk: RiskSettings
+    market: MarketSettings
+    store: StoreSettings
+    database: DatabaseSettings
+    outbox: OutboxSettings
+    secrets: Secrets
