@@ -115,7 +115,7 @@ class SystemOnline(TypedDict):
     positions: int
 
 
-class SystemError_(TypedDict):
+class ErrorReport(TypedDict):
     message: str
 
 
@@ -180,7 +180,7 @@ CATALOG: Mapping[EventName, EventSpec] = dict(
         ),
         _spec(_N.SYSTEM_ONLINE, SystemOnline, "startup", "The brain started."),
         _spec(_N.SYSTEM_SHUTDOWN, Empty, "shutdown", "The brain stopped cleanly."),
-        _spec(_N.SYSTEM_ERROR, SystemError_, "on error", "Something failed; trading went on."),
+        _spec(_N.SYSTEM_ERROR, ErrorReport, "on error", "Something failed; trading went on."),
         _spec(
             _N.WEBSOCKET_FEED_LOST,
             Empty,

@@ -2,7 +2,8 @@
 
 Services are real where the machine has them: Redis from TB_TEST_REDIS_URL, else a server
 answering on 127.0.0.1:6379, else a redis-server the session starts, else fakeredis (then tests
-marked ``real_redis`` are skipped). PostgreSQL runs when TB_TEST_DATABASE_URL is given. With
+marked ``real_redis`` are skipped). PostgreSQL runs when TB_TEST_DATABASE_URL is given
+(an admin URL; each test gets a database of its own). With
 TB_TEST_REQUIRE_SERVICES=1 (as in CI) a missing service fails the run instead of skipping.
 """
 
@@ -33,7 +34,11 @@ def _missing(what: str) -> None:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
-    """URL of a real Redis for the session, or None when only fakeredis can be had."""
+    """URL of a real Redis for the session, or None when only fakeredis can be had
+    (TB_TEST_FAKEREDIS=1 asks for fakeredis even when a server is there)."""
+    if os.environ.get("TB_TEST_FAKEREDIS") == "1" and not REQUIRE_SERVICES:
+        yield None
+        return
     if url := os.environ.get("TB_TEST_REDIS_URL"):
         yield url
         return

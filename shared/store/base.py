@@ -77,8 +77,9 @@ class EventLog(Protocol):
 
     async def bounds(self) -> LogBounds: ...
 
-    def group(self, name: str, consumer: str) -> ConsumerGroup:
-        """A handle on consumer group ``name`` as ``consumer`` (stable across restarts)."""
+    def group(self, name: str, consumer: str, *, min_idle: float = 30.0) -> ConsumerGroup:
+        """A handle on consumer group ``name`` as ``consumer`` (a name stable across restarts).
+        Events another consumer left unacknowledged for ``min_idle`` seconds are claimed."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shutil
 import socket
 import subprocess
@@ -34,13 +35,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 async def async_wait_until(
-    condition: Callable[[], Awaitable[bool]], timeout: float, what: str
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float, what: str
 ) -> None:
+    """Wait, without blocking the event loop, until ``condition`` (plain or async) holds."""
     deadline = time.monotonic() + timeout
-    while not await condition():
+    while not await _holds(condition):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def _holds(condition: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = condition()
+    return await result if inspect.isawaitable(result) else result
 
 
 class RedisServer:
