@@ -20,18 +20,7 @@ from shared.db.engine import create_engine, database_url
 from shared.events import EventName
 from shared.outbox import OutboxRelay, add_event
 from shared.settings import Settings
-from shared.store.base import Store
-
-
-async def open_store(settings: Settings) -> Store:
-    if settings.store.backend == "sqlite":
-        from shared.store.sqlite_backend import SQLiteStore
-
-        return await SQLiteStore.open(settings.store)
-    from shared.store.redis_backend import RedisStore
-
-    assert settings.secrets.redis_url is not None
-    return await RedisStore.connect(settings.secrets.redis_url.get(), settings.store)
+from shared.store.factory import open_store
 
 
 def die() -> None:
