@@ -35,6 +35,7 @@ class EventName(StrEnum):
     SYSTEM_SHUTDOWN = "system_shutdown"
     SYSTEM_ERROR = "system_error"
     WEBSOCKET_FEED_LOST = "websocket_feed_lost"
+    WEBSOCKET_FEED_RECOVERED = "websocket_feed_recovered"
     DAILY_SUMMARY = "daily_summary"
     WEEKLY_REPORT = "weekly_report"
 
@@ -187,6 +188,9 @@ CATALOG: Mapping[EventName, EventSpec] = dict(
             "rare",
             "The market data feed stayed down.",
             "websocket_failed",
+        ),
+        _spec(
+            _N.WEBSOCKET_FEED_RECOVERED, Empty, "rare", "The market data feed is back."
         ),
         _spec(_N.DAILY_SUMMARY, DailySummary, "nightly", "The UTC day's results."),
         _spec(_N.WEEKLY_REPORT, WeeklyReport, "weekly", "The week's results (Mondays)."),

@@ -73,6 +73,7 @@ class NotificationSettings:
     system_shutdown: bool
     system_error: bool
     websocket_failed: bool
+    websocket_feed_recovered: bool
     daily_summary: bool
     weekly_report: bool
     signal_generated: bool
@@ -101,8 +102,52 @@ class RiskSettings:
 
 @dataclass(frozen=True, slots=True)
 class MarketSettings:
+    feed: Literal["replay", "exchange", "synthetic"]
     symbols: Annotated[tuple[str, ...], NonEmpty()]
     timeframe: Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+    replay_dir: Annotated[str, NonEmpty()]
+    replay_speed: Annotated[float, Between(0.0, 1_000_000.0)]
+    replay_exit_at_end: bool
+    exchange: Annotated[str, NonEmpty()]
+    exchange_poll_interval: Annotated[float, Between(0.1, 3600.0)]
+    exchange_retry_max: Annotated[float, Between(0.1, 3600.0)]
+    feed_lost_after: Annotated[float, Between(1.0, 86_400.0)]
+    synthetic_seed: int
+    synthetic_start: Annotated[str, NonEmpty()]
+
+
+@dataclass(frozen=True, slots=True)
+class PaperSettings:
+    starting_cash: Annotated[float, Between(1.0, 1e12)]
+    fee_rate: Annotated[float, Between(0.0, 0.1)]
+    slippage: Annotated[float, Between(0.0, 0.1)]
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySettings:
+    """The parameters of the first strategy version (the nightly cycle evolves them)."""
+
+    ema_fast: Annotated[int, Between(2, 500)]
+    ema_slow: Annotated[int, Between(3, 1000)]
+    rsi_period: Annotated[int, Between(2, 500)]
+    atr_period: Annotated[int, Between(2, 500)]
+    volume_period: Annotated[int, Between(2, 500)]
+    rsi_entry_min: Annotated[float, Between(0.0, 100.0)]
+    rsi_entry_max: Annotated[float, Between(0.0, 100.0)]
+    rsi_exit: Annotated[float, Between(0.0, 100.0)]
+    volume_ratio_min: Annotated[float, Between(0.0, 100.0)]
+    trend_threshold_pct: Annotated[float, Between(0.0, 100.0)]
+    volatile_atr_pct: Annotated[float, Between(0.0, 100.0)]
+    stop_loss_atr: Annotated[float, Between(0.1, 100.0)]
+    take_profit_atr: Annotated[float, Between(0.1, 100.0)]
+    min_confidence: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class BrainSettings:
+    heartbeat_interval: Annotated[float, Between(0.1, 3600.0)]
+    snapshot_interval: Annotated[float, Between(0.0, 3600.0)]
+    shutdown_timeout: Annotated[float, Between(0.1, 3600.0)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +193,9 @@ class Settings:
     telegram: TelegramSettings
     risk: RiskSettings
     market: MarketSettings
+    paper: PaperSettings
+    strategy: StrategySettings
+    brain: BrainSettings
     store: StoreSettings
     database: DatabaseSettings
     outbox: OutboxSettings

@@ -15,7 +15,8 @@ from shared.settings import Secret, Settings
 
 REPO_DEFAULTS = Path(__file__).resolve().parents[1] / "config" / "settings.toml"
 
-NOTIFICATION_DEFAULTS = {
+# The plan's nineteen switches and defaults, plus catalog additions (on: they are rare).
+PLAN_SWITCHES = {
     "trade_executed": True,
     "stop_triggered": True,
     "risk_halt": True,
@@ -36,6 +37,8 @@ NOTIFICATION_DEFAULTS = {
     "orchestrator_cycle_started": False,
     "orchestrator_cycle_completed": False,
 }
+ADDED_SWITCHES = {"websocket_feed_recovered": True}
+NOTIFICATION_DEFAULTS = {**PLAN_SWITCHES, **ADDED_SWITCHES}
 
 SECRET_ENV = {
     "API_KEY": "key-one-0123456789, key-two-9876543210",
@@ -107,10 +110,10 @@ def test_default_values_spot_check() -> None:
     assert isinstance(settings.outbox.retry_max, float)
 
 
-def test_the_nineteen_telegram_switches() -> None:
+def test_the_plans_telegram_switches_and_the_additions() -> None:
     notifications = dataclasses.asdict(load().telegram.notifications)
     assert notifications == NOTIFICATION_DEFAULTS
-    assert len(notifications) == 19
+    assert len(PLAN_SWITCHES) == 19
 
 
 def test_no_secrets_without_env_or_dotenv() -> None:
