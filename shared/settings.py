@@ -125,21 +125,23 @@ class PaperSettings:
 
 @dataclass(frozen=True, slots=True)
 class StrategySettings:
-    """The parameters of the first strategy version (the nightly cycle evolves them)."""
+    """The parameters of the first strategy version (the nightly cycle evolves them). The ranges
+    are the strategy's own bounds (brain.strategy.StrategyParams.PARAM_BOUNDS; a test keeps
+    them equal), so a bad value stops start-up here, naming the key."""
 
-    ema_fast: Annotated[int, Between(2, 500)]
-    ema_slow: Annotated[int, Between(3, 1000)]
-    rsi_period: Annotated[int, Between(2, 500)]
-    atr_period: Annotated[int, Between(2, 500)]
-    volume_period: Annotated[int, Between(2, 500)]
+    ema_fast: Annotated[int, Between(2, 200)]
+    ema_slow: Annotated[int, Between(3, 500)]
+    rsi_period: Annotated[int, Between(2, 100)]
+    atr_period: Annotated[int, Between(2, 100)]
+    volume_period: Annotated[int, Between(2, 200)]
     rsi_entry_min: Annotated[float, Between(0.0, 100.0)]
     rsi_entry_max: Annotated[float, Between(0.0, 100.0)]
     rsi_exit: Annotated[float, Between(0.0, 100.0)]
-    volume_ratio_min: Annotated[float, Between(0.0, 100.0)]
-    trend_threshold_pct: Annotated[float, Between(0.0, 100.0)]
-    volatile_atr_pct: Annotated[float, Between(0.0, 100.0)]
-    stop_loss_atr: Annotated[float, Between(0.1, 100.0)]
-    take_profit_atr: Annotated[float, Between(0.1, 100.0)]
+    volume_ratio_min: Annotated[float, Between(0.0, 10.0)]
+    trend_threshold_pct: Annotated[float, Between(0.0, 10.0)]
+    volatile_atr_pct: Annotated[float, Between(0.05, 50.0)]
+    stop_loss_atr: Annotated[float, Between(0.1, 20.0)]
+    take_profit_atr: Annotated[float, Between(0.1, 50.0)]
     min_confidence: Fraction
 
 

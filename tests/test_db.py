@@ -352,3 +352,37 @@ async def test_sqlite_writer_transactions_hold_the_write_lock_from_the_start(
                 other.close()
     finally:
         await writer.dispose()
+
+
+async def test_upgrading_keeps_existing_data(engine: AsyncEngine) -> None:
+    """A database at an older revision, with data in it, upgrades without losing any."""
+    opened = datetime(2024, 8, 5, 12, 0, tzinfo=UTC)
+    await upgrade(engine, "0001")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO positions (symbol, qty, entry_price, stop_loss, take_profit,"
+                " opened_at, strategy_version) VALUES ('BTC/USDT', 0.002, 50000, 49000, 52000,"
+                " :opened, 'v20240805_000000')"
+            ),
+            {"opened": opened},
+        )
+        await conn.execute(
+            insert(tables.trades).values(
+                symbol="BTC/USDT",
+                action="BUY",
+                qty=0.002,
+                price=50000.0,
+                fee=0.1,
+                strategy_version="v20240805_000000",
+                executed_at=opened,
+            )
+        )
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+    async with engine.connect() as conn:
+        position = (await conn.execute(select(tables.positions))).one()
+        trades = (await conn.execute(select(tables.trades))).all()
+    assert (position.symbol, position.qty, position.cost) == ("BTC/USDT", 0.002, 100.0)
+    assert position.opened_at == opened
+    assert len(trades) == 1

@@ -154,10 +154,24 @@ positions = Table(
     Column("symbol", String(SYMBOL), primary_key=True),
     Column("qty", Double, nullable=False),
     Column("entry_price", Double, nullable=False),
+    Column("cost", Double, nullable=False, server_default="0"),  # cash paid, entry fees included
     Column("stop_loss", Double, nullable=True),
     Column("take_profit", Double, nullable=True),
     Column("opened_at", UTCDateTime, nullable=False),
     Column("strategy_version", String(VERSION), nullable=False),
+)
+
+# The brain's own state beside its positions (cash, risk counters, the market time it has
+# processed through, orders waiting for the next price): one row, rewritten in the same
+# transaction as each step's trades, so a restart resumes exactly where the last commit left.
+brain_state = Table(
+    "brain_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("market_time", UTCDateTime, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
 )
 
 # The transactional outbox: events written in the same transaction as the state they describe,
