@@ -149,6 +149,7 @@ class StrategySettings:
 class BrainSettings:
     heartbeat_interval: Annotated[float, Between(0.1, 3600.0)]
     snapshot_interval: Annotated[float, Between(0.0, 3600.0)]
+    max_pending_steps: Annotated[int, Between(1, 1_000_000)]
     shutdown_timeout: Annotated[float, Between(0.1, 3600.0)]
 
 

@@ -1,0 +1,127 @@
+"""The engine's resumable state, and how it is saved with each step and loaded at start.
+
+Open positions live in the ``positions`` table; everything else (cash, risk counters, the day's
+tally, orders waiting for the next price, the pause flag) in the one ``brain_state`` row. Both
+are written in the step's transaction, so what a restart loads always matches the trades.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from brain.daybook import DayBook
+from brain.ledger import Ledger
+from brain.notifier import Notifier
+from brain.portfolio import Portfolio
+from brain.risk import RiskManager
+from brain.strategy import Strategy, StrategyParams
+from shared.events import Action
+from shared.settings import Settings
+from shared.timeutil import parse_iso, to_iso
+
+
+@dataclass(slots=True)
+class PendingOrder:
+    """An order the last scan queued, to fill at the symbol's next price."""
+
+    symbol: str
+    action: Action
+    notional: float  # BUY: the most cash to spend, fee included
+    atr: float  # at the signal: sets the stop loss and take profit from the fill price
+
+
+@dataclass(slots=True)
+class EngineState:
+    params: StrategyParams
+    strategy: Strategy | None
+    portfolio: Portfolio
+    risk: RiskManager
+    next_trade_id: int
+    checkpoint: datetime | None = None  # market time of the last committed step
+    last_scan: datetime | None = None
+    book: DayBook | None = None
+    pending: list[PendingOrder] = field(default_factory=list)
+    paused: bool = False
+
+    def pending_entries(self) -> int:
+        """New positions already on their way (they take a slot before they fill)."""
+        held = self.portfolio.positions
+        return sum(1 for o in self.pending if o.action == "BUY" and o.symbol not in held)
+
+    def reserved_cash(self) -> float:
+        return sum(order.notional for order in self.pending if order.action == "BUY")
+
+    def to_dict(self) -> dict[str, Any]:
+        portfolio = self.portfolio.to_dict()
+        del portfolio["positions"]  # the positions table holds them
+        return {
+            "portfolio": portfolio,
+            "risk": self.risk.to_dict(),
+            "book": self.book.to_dict() if self.book else None,
+            "pending": [asdict(order) for order in self.pending],
+            "paused": self.paused,
+            "last_scan": to_iso(self.last_scan) if self.last_scan else None,
+        }
+
+    @classmethod
+    async def load(cls, ledger: Ledger, settings: Settings, notifier: Notifier) -> EngineState:
+        """The state the last committed step left, or a fresh paper account."""
+        active = await ledger.active_strategy()
+        if active is not None:
+            params = StrategyParams.from_dict(active.parameters)
+            strategy: Strategy | None = Strategy(params, active.version)
+        else:
+            params, strategy = StrategyParams.from_settings(settings.strategy), None
+        recovered = await ledger.recover()
+        if recovered is None:
+            starting_cash = settings.paper.starting_cash
+            return cls(
+                params,
+                strategy,
+                Portfolio(starting_cash),
+                RiskManager(
+                    settings.risk,
+                    starting_cash,
+                    on_halt=notifier.risk_halt,
+                    on_resume=notifier.risk_resumed,
+                ),
+                await ledger.next_trade_id(),
+            )
+        saved = recovered.state
+        portfolio = Portfolio.from_dict(
+            {**saved["portfolio"], "positions": [_position(row) for row in recovered.positions]}
+        )
+        risk = RiskManager.from_dict(
+            saved["risk"],
+            settings.risk,
+            on_halt=notifier.risk_halt,
+            on_resume=notifier.risk_resumed,
+        )
+        return cls(
+            params,
+            strategy,
+            portfolio,
+            risk,
+            recovered.next_trade_id,
+            checkpoint=recovered.market_time,
+            last_scan=parse_iso(saved["last_scan"]) if saved["last_scan"] else None,
+            book=DayBook.from_dict(saved["book"]) if saved["book"] else None,
+            pending=[PendingOrder(**order) for order in saved["pending"]],
+            paused=bool(saved["paused"]),
+        )
+
+
+def _position(row: Any) -> Mapping[str, Any]:
+    return {
+        "symbol": row.symbol,
+        "qty": row.qty,
+        "entry_price": row.entry_price,
+        "cost": row.cost,
+        "stop_loss": row.stop_loss,
+        "take_profit": row.take_profit,
+        "opened_at": to_iso(row.opened_at),
+        "strategy_version": row.strategy_version,
+    }

@@ -1,0 +1,168 @@
+"""The brain process: start-up, the candle loop, and a graceful stop.
+
+Reads top to bottom like uvicorn's server: open what it needs (SQL with migrations, the store,
+the feed), recover, announce ``system_online``, run the loop while background tasks relay
+events, publish snapshots and beat the heart; on a stop request finish the step in hand, announce
+``system_shutdown``, give the background tasks ``shutdown_timeout`` to drain, then cancel them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from brain.engine import TradingEngine
+from brain.engine_state import EngineState
+from brain.feeds.base import Feed
+from brain.feeds.factory import open_feed
+from brain.ledger import Ledger
+from brain.models import CandleBatch
+from brain.notifier import Notifier
+from brain.publisher import Docs, Heartbeat, SnapshotPublisher
+from brain.writer import StepWriter
+from shared.db.engine import create_engine, database_url
+from shared.db.migrate import upgrade
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+from shared.store.factory import open_store
+
+log = logging.getLogger(__name__)
+
+StepObserver = Callable[[CandleBatch, float], None]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did, for the backtest's report and for tests."""
+
+    steps: int = 0
+    step_seconds: list[float] = field(default_factory=list)
+    engine: TradingEngine | None = None
+
+
+async def run_brain(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    exit_at_end: bool | None = None,
+    on_step: StepObserver | None = None,
+) -> RunResult:
+    """Run the brain until ``stop`` is set (or, with ``exit_at_end``, the feed runs out)."""
+    exit_at_end = settings.market.replay_exit_at_end if exit_at_end is None else exit_at_end
+    sql = create_engine(database_url(settings))
+    await upgrade(sql)
+    store = await open_store(settings)
+    ledger, notifier = Ledger(sql), Notifier()
+    publisher = SnapshotPublisher(
+        store.snapshots,
+        interval=settings.brain.snapshot_interval,
+        retry_max=settings.outbox.retry_max,
+    )
+    relay = OutboxRelay(sql, store.events, settings.outbox)
+
+    def committed(docs: Docs | None) -> None:
+        relay.wake()
+        if docs is not None:
+            publisher.update(docs)
+
+    writer = StepWriter(
+        ledger,
+        committed,
+        max_pending=settings.brain.max_pending_steps,
+        retry_initial=settings.outbox.retry_initial,
+        retry_max=settings.outbox.retry_max,
+    )
+    state = await EngineState.load(ledger, settings, notifier)
+    engine = TradingEngine(settings, ledger, notifier, writer, state)
+    feed = open_feed(settings.market, on_lost=engine.feed_lost, on_recovered=engine.feed_recovered)
+    heartbeat = Heartbeat(
+        store.snapshots, settings.brain.heartbeat_interval, lambda: state.checkpoint
+    )
+    background_stop = asyncio.Event()
+    background = [
+        asyncio.create_task(relay.run(background_stop), name="outbox-relay"),
+        asyncio.create_task(publisher.run(background_stop), name="snapshot-publisher"),
+        asyncio.create_task(heartbeat.run(background_stop), name="heartbeat"),
+    ]
+    writing = asyncio.create_task(writer.run(), name="step-writer")
+    result = RunResult(engine=engine)
+    try:
+        await engine.start()
+        await _trade(engine, feed, stop, result, on_step)
+        if not stop.is_set() and not exit_at_end:
+            log.info("the feed has no more candles; serving the final state until stopped")
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([stopped, writing], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+    finally:
+        try:
+            if not writing.done():
+                await engine.stop()
+                await writer.flush()
+        finally:
+            writing.cancel()
+            background_stop.set()
+            await _finish([*background, writing], settings.brain.shutdown_timeout)
+            await feed.aclose()
+            await store.close()
+            await sql.dispose()
+    return result
+
+
+async def _trade(
+    engine: TradingEngine,
+    feed: Feed,
+    stop: asyncio.Event,
+    result: RunResult,
+    on_step: StepObserver | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    async for batch in _until(feed.batches(after=engine.checkpoint), stop):
+        started = loop.time()
+        await engine.step(batch)  # never cancelled half-way: stop is checked between steps
+        elapsed = loop.time() - started
+        result.steps += 1
+        result.step_seconds.append(elapsed)
+        if on_step is not None:
+            on_step(batch, elapsed)
+
+
+async def _until(
+    batches: AsyncIterator[CandleBatch], stop: asyncio.Event
+) -> AsyncIterator[CandleBatch]:
+    """The feed's batches until it ends or ``stop`` is set, whichever comes first; waiting for
+    the next batch (a paced replay, a live exchange) is cut short by the stop."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(batches))
+            await asyncio.wait([following, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if stopped.done():
+                following.cancel()
+                with suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                return
+            try:
+                batch = following.result()
+            except StopAsyncIteration:
+                return
+            yield batch
+    finally:
+        stopped.cancel()
+
+
+async def _finish(tasks: list[asyncio.Task[None]], grace: float) -> None:
+    """Let the background tasks drain within ``grace`` seconds, then cancel what is left."""
+    done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        log.warning("%s did not stop within %.1fs; cancelling it", task.get_name(), grace)
+        task.cancel()
+    for task in pending:
+        with suppress(asyncio.CancelledError):
+            await task
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
