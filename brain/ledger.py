@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from brain.models import Fill
 from brain.portfolio import Position
 from shared.db import tables
-from shared.outbox import NewEvent, add_events
+from shared.outbox import NewEvent, add_timed_events
 from shared.timeutil import utc_now
 
 
@@ -88,10 +88,32 @@ class Ledger:
             return await _next_trade_id(conn)
 
     async def commit(self, steps: Sequence[Step]) -> None:
-        """Commit steps, in order, in one transaction."""
+        """Commit steps, in order, in one transaction. Rows of a kind go in one statement, and
+        only the newest state is written: the ones before it would be overwritten anyway."""
         async with self._engine.begin() as conn:
+            trades = [_trade_row(i, fill) for step in steps for i, fill in step.trades]
+            if trades:
+                await conn.execute(insert(tables.trades), trades)
+            signals = [_fields(signal) for step in steps for signal in step.signals]
+            if signals:
+                await conn.execute(insert(tables.signals), signals)
             for step in steps:
-                await _write_step(conn, step)
+                for symbol, position in step.positions.items():
+                    await _write_position(conn, symbol, position)
+                for daily in step.daily:
+                    await _upsert(conn, tables.daily_performance, _fields(daily), ["date"])
+            stateful = [step for step in steps if step.state is not None]
+            if stateful:
+                newest = stateful[-1]
+                state_row = {
+                    "id": 1,
+                    "market_time": newest.market_time,
+                    "state": newest.state,
+                    "updated_at": utc_now(),
+                }
+                await _upsert(conn, tables.brain_state, state_row, ["id"])
+            events = [(s.market_time, name, data) for s in steps for name, data in s.events]
+            await add_timed_events(conn, events)
 
     async def active_strategy(self) -> Any | None:
         async with self._engine.connect() as conn:
@@ -129,26 +151,6 @@ async def _next_trade_id(conn: AsyncConnection) -> int:
     """Trade ids are assigned by the brain (the single writer), so events can carry them."""
     last = (await conn.execute(select(func.max(tables.trades.c.id)))).scalar()
     return int(last or 0) + 1
-
-
-async def _write_step(conn: AsyncConnection, step: Step) -> None:
-    if step.trades:
-        await conn.execute(insert(tables.trades), [_trade_row(i, f) for i, f in step.trades])
-    if step.signals:
-        await conn.execute(insert(tables.signals), [_fields(s) for s in step.signals])
-    for symbol, position in step.positions.items():
-        await _write_position(conn, symbol, position)
-    for daily in step.daily:
-        await _upsert(conn, tables.daily_performance, _fields(daily), ["date"])
-    if step.state is not None:
-        state_row = {
-            "id": 1,
-            "market_time": step.market_time,
-            "state": step.state,
-            "updated_at": utc_now(),
-        }
-        await _upsert(conn, tables.brain_state, state_row, ["id"])
-    await add_events(conn, step.events, step.market_time)
 
 
 def _fields(record: Any) -> dict[str, Any]:

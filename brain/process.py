@@ -31,7 +31,8 @@ from shared.store.factory import open_store
 
 log = logging.getLogger(__name__)
 
-StepObserver = Callable[[CandleBatch, float], None]
+# Called after each live step with the engine, the batch and the step's wall seconds.
+StepObserver = Callable[[TradingEngine, CandleBatch, float], None]
 
 
 @dataclass(slots=True)
@@ -49,8 +50,10 @@ async def run_brain(
     *,
     exit_at_end: bool | None = None,
     on_step: StepObserver | None = None,
+    feed: Feed | None = None,
 ) -> RunResult:
-    """Run the brain until ``stop`` is set (or, with ``exit_at_end``, the feed runs out)."""
+    """Run the brain until ``stop`` is set (or, with ``exit_at_end``, the feed runs out).
+    ``feed`` replaces the configured one (a backtest brings its own)."""
     exit_at_end = settings.market.replay_exit_at_end if exit_at_end is None else exit_at_end
     sql = create_engine(database_url(settings))
     await upgrade(sql)
@@ -77,7 +80,10 @@ async def run_brain(
     )
     state = await EngineState.load(ledger, settings, notifier)
     engine = TradingEngine(settings, ledger, notifier, writer, state)
-    feed = open_feed(settings.market, on_lost=engine.feed_lost, on_recovered=engine.feed_recovered)
+    if feed is None:
+        feed = open_feed(
+            settings.market, on_lost=engine.feed_lost, on_recovered=engine.feed_recovered
+        )
     heartbeat = Heartbeat(
         store.snapshots, settings.brain.heartbeat_interval, lambda: state.checkpoint
     )
@@ -127,7 +133,7 @@ async def _trade(
         result.steps += 1
         result.step_seconds.append(elapsed)
         if on_step is not None:
-            on_step(batch, elapsed)
+            on_step(engine, batch, elapsed)
 
 
 async def _until(

@@ -39,6 +39,10 @@ class _Unavailable:
     reason: str
 
 
+class CommandError(Exception):
+    """A command cannot run as configured; its message is all the user sees (no traceback)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     commands = _installed_commands()
     parser = _build_parser(commands)
@@ -55,9 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _USAGE_ERROR
     try:
         return command.run(arguments)
-    except SettingsError as error:
+    except (SettingsError, CommandError) as error:
         print(error, file=sys.stderr)
         return _USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130
 
 
 def _installed_commands() -> dict[str, Command | _Unavailable]:

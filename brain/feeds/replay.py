@@ -112,6 +112,10 @@ class ReplayFeed:
             directory,
         )
 
+    def __len__(self) -> int:
+        """How many batches a replay yields (one per distinct candle time)."""
+        return len(np.unique(np.concatenate([series.open_ms for series in self._series])))
+
     async def batches(self, after: datetime | None = None) -> AsyncIterator[CandleBatch]:
         pacer = Pacer(self._timeframe, self._speed, after)
         for batch in self._merged():
