@@ -71,7 +71,8 @@ async def test_a_killed_brain_resumes_and_ends_as_if_it_never_crashed(
         first.communicate(timeout=30)
     assert first.returncode == -signal.SIGKILL
     killed_at = committed_market_time(history)
-    assert killed_at is not None and killed_at < "2024-08-12", "killed mid-replay"
+    assert killed_at is not None
+    assert killed_at < "2024-08-12", "killed mid-replay"
 
     second = start_brain(env)
     _, errors = second.communicate(timeout=300)

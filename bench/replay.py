@@ -1,0 +1,92 @@
+"""Full-speed replay of the shipped three weeks (6 pairs x 6,048 candles) through the whole
+brain, events and snapshots published, on each store backend. Loopback only, bounded.
+
+    .venv/bin/python bench/replay.py [--backend sqlite|redis|both]
+
+Prints wall time, per-candle step latency (p50/p99/max: the engine's work from a batch of
+candles to its decisions) and the commit lag (steps per transaction of the group-commit writer).
+Goals (issue 3): under 20 s for the replay, step p99 under 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from brain.process import run_brain
+from shared.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+REPLAY_DIR = ROOT / "data" / "market" / "binance-spot-5m-2024-07-22_2024-08-11"
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+async def replay(backend: str, workdir: Path, redis_url: str) -> dict[str, float]:
+    prefix = f"tbbench:{uuid.uuid4().hex[:8]}"
+    env = {
+        "TB_STORE__BACKEND": backend,
+        "TB_STORE__SQLITE_PATH": str(workdir / "state.db"),
+        "TB_STORE__KEY_PREFIX": prefix,
+        "TB_DATABASE__SQLITE_PATH": str(workdir / "history.db"),
+        "TB_MARKET__REPLAY_DIR": str(REPLAY_DIR),
+        "TB_MARKET__REPLAY_SPEED": "0",
+        "REDIS_URL": redis_url,
+    }
+    settings = load_settings(env=env, dotenv_path=None)
+    started = time.perf_counter()
+    result = await run_brain(settings, asyncio.Event(), exit_at_end=True)
+    wall = time.perf_counter() - started
+    if backend == "redis":
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    steps = [s * 1000 for s in result.step_seconds]
+    q = statistics.quantiles(steps, n=100, method="inclusive")
+    assert result.engine is not None
+    return {
+        "steps": float(result.steps),
+        "wall_s": wall,
+        "steps_per_s": result.steps / wall,
+        "step_p50_ms": q[49],
+        "step_p99_ms": q[98],
+        "step_max_ms": max(steps),
+        "final_value": result.engine.value(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "redis", "both"], default="both")
+    args = parser.parse_args()
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    backends = ["sqlite", "redis"] if args.backend == "both" else [args.backend]
+    print(f"nproc={os.cpu_count()}  cpu={cpu_model()}  python={platform.python_version()}")
+    for backend in backends:
+        with tempfile.TemporaryDirectory(prefix="tb-bench-replay-") as scratch:
+            figures = asyncio.run(replay(backend, Path(scratch), redis_url))
+        line = "  ".join(
+            f"{key}={value:,.2f}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in figures.items()
+        )
+        print(f"{backend:6s} {line}")
+
+
+if __name__ == "__main__":
+    main()
