@@ -300,3 +300,107 @@ async def test_changes_time_out_empty(store: Store) -> None:
 
 async def test_ping_answers(store: Store) -> None:
     await store.ping()
+
+
+# --- clear (a reset) -------------------------------------------------------------------------
+
+
+async def filled_store(store: Store) -> int:
+    """Events 1..10, two snapshot writes, and a group with entries pending; the last revision."""
+    await store.events.append(make_events(1, 10))
+    await store.snapshots.write({SnapshotName.PORTFOLIO: {"cash": 200.0}})
+    revision = await store.snapshots.write({SnapshotName.POSITIONS: [{"symbol": "BTC"}]})
+    group = store.events.group("telegram", "relay")
+    await group.create()
+    assert len(await group.read(count=4)) == 4  # delivered, never acknowledged: pending
+    return revision
+
+
+async def test_clear_deletes_events_snapshots_and_groups(store: Store) -> None:
+    await filled_store(store)
+    await store.clear()
+    assert await store.events.read(LOG_START) == []
+    assert await store.events.bounds() == LogBounds(None, None)
+    snapshots = await store.snapshots.read()
+    assert (dict(snapshots.docs), snapshots.complete) == ({}, True)
+    # A reader resuming from an id of the old log is told it cannot: the log never reached it.
+    assert not (await store.events.bounds()).covers("7")
+    assert (await store.events.bounds()).covers(LOG_START)
+
+
+async def test_clear_keeps_the_event_high_water_mark(store: Store) -> None:
+    await filled_store(store)
+    await store.clear()
+    # Redis included: the stream is emptied, not deleted, so it still knows its last id.
+    assert await store.events.append(make_events(5, 5)) == []
+    assert await store.events.append(make_events(10, 10)) == []
+    assert await store.events.append(make_events(9, 12)) == ["11", "12"]
+    assert ids(await read_all(store)) == ["11", "12"]
+    assert await store.events.bounds() == LogBounds("11", "12")
+
+
+async def test_clear_keeps_the_snapshot_revision_counting_up(store: Store) -> None:
+    before = await filled_store(store)
+    await store.clear()
+    assert (await store.snapshots.read()).revision >= before
+    after = await store.snapshots.write({SnapshotName.SYSTEM: {"status": "running"}})
+    assert after > before
+    snapshots = await store.snapshots.read()
+    assert snapshots.revision == after
+    assert {name: snap.data for name, snap in snapshots.docs.items()} == {
+        SnapshotName.SYSTEM: {"status": "running"}
+    }
+
+
+async def test_a_follower_from_before_a_clear_is_sent_a_complete_set(store: Store) -> None:
+    before = await filled_store(store)
+    await store.clear()
+    # Right after the clear a backend may say so at once (complete, empty) or not yet.
+    early = await store.snapshots.changes(before)
+    assert dict(early.docs) == {}
+    assert early.complete or early.revision == before
+    written = await store.snapshots.write({SnapshotName.SYSTEM: {"status": "running"}})
+    changes = await store.snapshots.changes(before)
+    assert changes.complete  # the cached portfolio and positions must be dropped, not kept
+    assert changes.revision == written
+    assert {name: snap.data for name, snap in changes.docs.items()} == {
+        SnapshotName.SYSTEM: {"status": "running"}
+    }
+
+
+async def test_after_a_clear_a_new_group_reads_only_new_events(store: Store) -> None:
+    await filled_store(store)
+    await store.clear()
+    await store.events.append(make_events(11, 13))
+    fresh = store.events.group("other", "relay")
+    await fresh.create()
+    assert ids(await fresh.read()) == ["11", "12", "13"]
+    await fresh.ack(["11", "12", "13"])
+    assert await store.events.group("other", "relay").read() == []
+    # The old group is gone, so creating one of its name starts where asked, not where it was.
+    renewed = store.events.group("telegram", "relay")
+    await renewed.create(start_after="11")
+    assert ids(await renewed.read()) == ["12", "13"]
+
+
+async def test_clearing_an_empty_store_works(store: Store) -> None:
+    await store.clear()
+    assert await store.events.bounds() == LogBounds(None, None)
+    assert dict((await store.snapshots.read()).docs) == {}
+    assert await store.events.append(make_events(1, 2)) == ["1", "2"]
+
+
+async def test_a_read_only_sqlite_store_refuses_to_clear(store_settings: StoreSettings) -> None:
+    from shared.store.sqlite_backend import ReadOnlyStoreError, SQLiteStore
+
+    settings = dataclasses.replace(store_settings, backend="sqlite")
+    writer = await SQLiteStore.open(settings)
+    reader = await SQLiteStore.open(settings, read_only=True)
+    try:
+        await writer.events.append(make_events(1, 3))
+        with pytest.raises(ReadOnlyStoreError):
+            await reader.clear()
+        assert ids(await read_all(writer)) == ["1", "2", "3"]
+    finally:
+        await reader.close()
+        await writer.close()

@@ -31,10 +31,12 @@ BUSY_TIMEOUT_SECONDS = 5.0
 SCHEMA_VERSION = 1
 
 # meta keys: the newest event id ever appended (never goes back, even when rows are trimmed or
-# deleted), how many events the table holds (so appends need no COUNT(*)), the snapshot revision.
+# deleted), how many events the table holds (so appends need no COUNT(*)), the snapshot revision,
+# and the revision a clear used up (0 until one; followers from before it must start over).
 EVENTS_HIGH_WATER = "events_high_water"
 EVENTS_COUNT = "events_count"
 SNAPSHOT_REVISION = "snapshot_revision"
+SNAPSHOTS_CLEARED = "snapshots_cleared"
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",

@@ -160,6 +160,18 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the backend answers."""
         ...
 
+    async def clear(self) -> None:
+        """Delete every event, snapshot document and consumer group (for a reset). Counters stay:
+        the event log's high-water mark and the snapshot revision keep counting up, so a reader
+        that resumes from an old id or revision is told plainly that it must start over rather
+        than being handed mismatched data.
+
+        The clear itself uses up a snapshot revision, so a follower of ``changes`` from before
+        it is handed a complete set (replacing, not merging into, its stale documents) at the
+        latest once documents are written again.
+        """
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -87,7 +87,8 @@ class RedisSnapshotStore:
             entries = stream_entries(reply)
             if not entries:
                 current = int(await self._clients.commands.get(self._keys.snapshot_revision) or 0)
-                if current < after:  # the store was reset under us: start over
+                # Behind a reset (lower) or a clear (higher, with nothing announced): start over.
+                if current != after:
                     return await self.read()
                 return SnapshotSet(after, {}, complete=False)
         if _revision_of(entries[0][0]) > after + 1:  # announcements we missed were trimmed

@@ -13,8 +13,8 @@ from pathlib import Path
 from shared.settings import StoreSettings
 from shared.store._sqlite import Database, ReadOnlyStoreError
 from shared.store.base import EventLog, SnapshotStore
-from shared.store.sqlite_events import SQLiteEventLog
-from shared.store.sqlite_snapshots import SQLiteSnapshotStore
+from shared.store.sqlite_events import SQLiteEventLog, clear_events
+from shared.store.sqlite_snapshots import SQLiteSnapshotStore, clear_snapshots
 
 __all__ = ["ReadOnlyStoreError", "SQLiteStore"]
 
@@ -57,6 +57,12 @@ class SQLiteStore:
 
     async def ping(self) -> None:
         await self._db.ping()
+
+    async def clear(self) -> None:
+        """Raises ReadOnlyStoreError on a store opened read-only."""
+        async with self._db.writing("clearing the store") as conn:
+            await clear_events(conn)
+            await clear_snapshots(conn)
 
     async def close(self) -> None:
         await self._db.close()

@@ -120,6 +120,15 @@ class SQLiteEventLog:
         )
 
 
+async def clear_events(conn: aiosqlite.Connection) -> None:
+    """Delete every event and consumer group (with its pending entries), inside the caller's
+    write transaction. The high-water mark stays, so old ids are still refused."""
+    await conn.execute("DELETE FROM pending")
+    await conn.execute("DELETE FROM consumer_groups")
+    await conn.execute("DELETE FROM events")
+    await set_meta(conn, {EVENTS_COUNT: 0})
+
+
 class SQLiteConsumerGroup:
     """A new handle first replays this consumer's own pending entries (what it was given before
     a restart and never acknowledged), then claims entries left unacknowledged past

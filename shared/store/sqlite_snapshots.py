@@ -10,7 +10,15 @@ from typing import Any
 import aiosqlite
 
 from shared import jsonutil
-from shared.store._sqlite import SNAPSHOT_REVISION, Database, meta_value, poll, set_meta
+from shared.store._sqlite import (
+    SNAPSHOT_REVISION,
+    SNAPSHOTS_CLEARED,
+    Database,
+    meta_value,
+    meta_values,
+    poll,
+    set_meta,
+)
 from shared.store.base import Snapshot, SnapshotName, SnapshotSet, encode_docs
 
 
@@ -64,8 +72,9 @@ class SQLiteSnapshotStore:
         async with self._db.reading("following snapshots", consistent=True) as conn:
             if conn is None:  # a reader that is ahead of a store not created yet
                 return SnapshotSet(0, {}, complete=True)
-            revision = await meta_value(conn, SNAPSHOT_REVISION)
-            if revision < after:  # the file was reset or recreated: start over
+            revision, cleared = await meta_values(conn, SNAPSHOT_REVISION, SNAPSHOTS_CLEARED)
+            # The file was reset or recreated, or the store cleared since ``after``: start over.
+            if revision < after or after < cleared:
                 return await self._read_all(conn)
             if revision == after:
                 return None
@@ -78,3 +87,11 @@ class SQLiteSnapshotStore:
         revision = await meta_value(conn, SNAPSHOT_REVISION)
         rows = await conn.execute_fetchall("SELECT name, data, revision FROM snapshots")
         return SnapshotSet(revision, _docs(rows), complete=True)
+
+
+async def clear_snapshots(conn: aiosqlite.Connection) -> None:
+    """Delete every document, inside the caller's write transaction. The clear uses up a
+    revision of its own and records it, so a follower from before it is sent a complete set."""
+    revision = await meta_value(conn, SNAPSHOT_REVISION) + 1
+    await conn.execute("DELETE FROM snapshots")
+    await set_meta(conn, {SNAPSHOT_REVISION: revision, SNAPSHOTS_CLEARED: revision})
