@@ -189,9 +189,7 @@ CATALOG: Mapping[EventName, EventSpec] = dict(
             "The market data feed stayed down.",
             "websocket_failed",
         ),
-        _spec(
-            _N.WEBSOCKET_FEED_RECOVERED, Empty, "rare", "The market data feed is back."
-        ),
+        _spec(_N.WEBSOCKET_FEED_RECOVERED, Empty, "rare", "The market data feed is back."),
         _spec(_N.DAILY_SUMMARY, DailySummary, "nightly", "The UTC day's results."),
         _spec(_N.WEEKLY_REPORT, WeeklyReport, "weekly", "The week's results (Mondays)."),
     ]
