@@ -10,6 +10,7 @@ indicators, so a restart continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,9 @@ class TradingEngine:
         self._writer = writer
         self._state = state
         self._online = False
+        # Steps and operator commands (Telegram's /pause, /closeall, ...) take turns: a command
+        # never sees a half-done step, and a step never sees a half-applied command.
+        self._turn = asyncio.Lock()
         self._started_at = utc_now()
         self._broker = PaperBroker(state.portfolio, settings.paper)
         self._indicators = {s: IndicatorState(state.params) for s in settings.market.symbols}
@@ -121,9 +125,68 @@ class TradingEngine:
         docs = self.snapshot_docs(status="running")
         await self._writer.submit(Step(moment, None, events=self._notifier.take()), docs)
 
+    # --- operator commands ----------------------------------------------------------------
+
+    async def pause(self) -> bool:
+        """Stop opening new positions (exits and stops go on); False when already paused."""
+        async with self._turn:
+            if self._state.paused:
+                return False
+            self._state.paused = True
+            self._notifier.trading_paused()
+            await self._commit_command()
+            return True
+
+    async def resume(self) -> bool:
+        """Open new positions again after ``pause``; False when not paused."""
+        async with self._turn:
+            if not self._state.paused:
+                return False
+            self._state.paused = False
+            self._notifier.trading_resumed()
+            await self._commit_command()
+            return True
+
+    async def resume_trading(self) -> bool:
+        """Clear a risk halt (``risk_resumed``); False when not halted."""
+        async with self._turn:
+            if not self._state.risk.resume():
+                return False
+            await self._commit_command()
+            return True
+
+    async def close_all(self) -> list[Fill]:
+        """Emergency exit: sell every position now at its last price."""
+        async with self._turn:
+            moment = self._clock()
+            step = Step(moment, None)
+            fills = []
+            for symbol in list(self._state.portfolio.positions):
+                price = self._marks.get(symbol)
+                fill = (
+                    self._broker.exit(symbol, price, "CLOSE", moment, "manual") if price else None
+                )
+                if fill is not None:
+                    fills.append(fill)
+                    self._record(fill, step)
+            self._state.pending = [o for o in self._state.pending if o.action != "BUY"]
+            await self._commit_command(step)
+            return fills
+
+    async def _commit_command(self, step: Step | None = None) -> None:
+        step = step or Step(self._clock(), None)
+        step.events = self._notifier.take()
+        if self._state.checkpoint is not None:
+            step.state = self._state.to_dict()  # the command's effect survives a restart
+        await self._writer.submit(step, self.snapshot_docs(status="running"))
+
     # --- the step ---------------------------------------------------------------------------
 
     async def step(self, batch: CandleBatch) -> None:
+        async with self._turn:
+            await self._step(batch)
+
+    async def _step(self, batch: CandleBatch) -> None:
         moment = batch.close_time
         state = self._state
         if state.checkpoint is not None and moment <= state.checkpoint:

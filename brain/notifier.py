@@ -103,6 +103,12 @@ class Notifier:
     def websocket_feed_recovered(self) -> None:
         self._record(EventName.WEBSOCKET_FEED_RECOVERED)
 
+    def trading_paused(self) -> None:
+        self._record(EventName.TRADING_PAUSED)
+
+    def trading_resumed(self) -> None:
+        self._record(EventName.TRADING_RESUMED)
+
     def daily_summary(self, date: str, summary: str) -> None:
         self._record(EventName.DAILY_SUMMARY, {"date": date, "summary": summary})
 

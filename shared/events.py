@@ -36,6 +36,8 @@ class EventName(StrEnum):
     SYSTEM_ERROR = "system_error"
     WEBSOCKET_FEED_LOST = "websocket_feed_lost"
     WEBSOCKET_FEED_RECOVERED = "websocket_feed_recovered"
+    TRADING_PAUSED = "trading_paused"
+    TRADING_RESUMED = "trading_resumed"
     DAILY_SUMMARY = "daily_summary"
     WEEKLY_REPORT = "weekly_report"
 
@@ -190,6 +192,8 @@ CATALOG: Mapping[EventName, EventSpec] = dict(
             "websocket_failed",
         ),
         _spec(_N.WEBSOCKET_FEED_RECOVERED, Empty, "rare", "The market data feed is back."),
+        _spec(_N.TRADING_PAUSED, Empty, "rare", "An operator paused new entries."),
+        _spec(_N.TRADING_RESUMED, Empty, "rare", "An operator resumed new entries."),
         _spec(_N.DAILY_SUMMARY, DailySummary, "nightly", "The UTC day's results."),
         _spec(_N.WEEKLY_REPORT, WeeklyReport, "weekly", "The week's results (Mondays)."),
     ]

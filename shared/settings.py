@@ -74,6 +74,8 @@ class NotificationSettings:
     system_error: bool
     websocket_failed: bool
     websocket_feed_recovered: bool
+    trading_paused: bool
+    trading_resumed: bool
     daily_summary: bool
     weekly_report: bool
     signal_generated: bool

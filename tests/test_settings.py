@@ -37,7 +37,7 @@ PLAN_SWITCHES = {
     "orchestrator_cycle_started": False,
     "orchestrator_cycle_completed": False,
 }
-ADDED_SWITCHES = {"websocket_feed_recovered": True}
+ADDED_SWITCHES = {"websocket_feed_recovered": True, "trading_paused": True, "trading_resumed": True}
 NOTIFICATION_DEFAULTS = {**PLAN_SWITCHES, **ADDED_SWITCHES}
 
 SECRET_ENV = {
