@@ -273,6 +273,10 @@ class TradingEngine:
         state.risk.record_fill(fill, fill.executed_at)
         assert state.book is not None
         state.book.record(fill)
+        if fill.opened_at is None:
+            state.truth.record_fill(fill)
+        else:
+            state.truth.record_exit(fill, fill.opened_at)
         self._notifier.trade_executed(trade_id, fill)
 
     def _scan(
@@ -352,6 +356,7 @@ class TradingEngine:
         assert book is not None
         closing = book.close(moment, self.value())
         step.daily.append(closing.daily)
+        self._state.truth.record_day(closing.daily)
         self._notifier.daily_summary(closing.daily.date.isoformat(), closing.summary)
         if closing.week_start is not None and closing.report is not None:
             self._notifier.weekly_report(closing.week_start.isoformat(), closing.report)
@@ -405,4 +410,5 @@ class TradingEngine:
                 {s: (scan.candle, scan.indicators, scan.signal) for s, scan in self._scans.items()}
             ),
             SnapshotName.STRATEGY: self._strategy_doc,
+            SnapshotName.BENCHMARKS: state.truth.view(),
         }

@@ -18,6 +18,7 @@ from brain.notifier import Notifier
 from brain.portfolio import Portfolio
 from brain.risk import RiskManager
 from brain.strategy import Strategy, StrategyParams
+from brain.truth import TruthBenchmarks
 from shared.events import Action
 from shared.settings import Settings
 from shared.timeutil import parse_iso, to_iso
@@ -39,6 +40,7 @@ class EngineState:
     strategy: Strategy | None
     portfolio: Portfolio
     risk: RiskManager
+    truth: TruthBenchmarks
     next_trade_id: int
     checkpoint: datetime | None = None  # market time of the last committed step
     last_scan: datetime | None = None
@@ -60,6 +62,7 @@ class EngineState:
         return {
             "portfolio": portfolio,
             "risk": self.risk.to_dict(),
+            "truth": self.truth.to_dict(),
             "book": self.book.to_dict() if self.book else None,
             "pending": [asdict(order) for order in self.pending],
             "paused": self.paused,
@@ -88,6 +91,7 @@ class EngineState:
                     on_halt=notifier.risk_halt,
                     on_resume=notifier.risk_resumed,
                 ),
+                TruthBenchmarks(starting_cash),
                 await ledger.next_trade_id(),
             )
         saved = recovered.state
@@ -105,6 +109,7 @@ class EngineState:
             strategy,
             portfolio,
             risk,
+            TruthBenchmarks.from_dict(saved["truth"]),
             recovered.next_trade_id,
             checkpoint=recovered.market_time,
             last_scan=parse_iso(saved["last_scan"]) if saved["last_scan"] else None,

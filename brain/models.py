@@ -83,3 +83,4 @@ class Fill:
     strategy_version: str
     executed_at: datetime
     reason: str  # "signal", "stop_loss", "take_profit", "manual"
+    opened_at: datetime | None = None  # exits: when the position they close was opened

@@ -131,6 +131,7 @@ class Portfolio:
             position.strategy_version,
             to_utc(at),
             reason,
+            position.opened_at,
         )
 
     # --- valuation ----------------------------------------------------------------------------
