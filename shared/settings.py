@@ -57,6 +57,17 @@ class ApiSettings:
     enabled: bool
     host: Annotated[str, NonEmpty()]
     port: Port
+    workers: Annotated[int, Between(1, 64)]
+    cors_origins: tuple[str, ...]
+    metrics_public: bool
+    access_log: bool
+    stale_after: Annotated[float, Between(0.1, 86_400.0)]
+    follow_block: Annotated[float, Between(0.01, 60.0)]
+    retry_initial: Annotated[float, Between(0.001, 60.0)]
+    retry_max: Annotated[float, Between(0.001, 3600.0)]
+    query_timeout: Annotated[float, Between(0.1, 3600.0)]
+    health_timeout: Annotated[float, Between(0.1, 60.0)]
+    history_cache_entries: Annotated[int, Between(0, 100_000)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,17 @@ class NotificationSettings:
 
 @dataclass(frozen=True, slots=True)
 class TelegramSettings:
+    """The alert relay and the chat commands (TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID turn
+    them on); see docs/telegram.md."""
+
+    base_url: Annotated[str, NonEmpty()]
+    consumer_group: Annotated[str, NonEmpty()]
+    consumer_name: Annotated[str, NonEmpty()]
+    claim_idle: Annotated[float, Between(1.0, 86_400.0)]
+    retry_initial: Annotated[float, Between(0.001, 60.0)]
+    retry_max: Annotated[float, Between(0.001, 3600.0)]
+    poll_timeout: Annotated[float, Between(0.0, 60.0)]
+    drain_timeout: Annotated[float, Between(0.0, 3600.0)]
     notifications: NotificationSettings
 
 

@@ -84,8 +84,12 @@ def overlay(tmp_path: Path, text: str) -> dict[str, str]:
 def test_defaults_equal_the_shipped_toml() -> None:
     toml = tomllib.loads(REPO_DEFAULTS.read_text(encoding="utf-8"))
     settings = load()
-    for section in ("api", "risk", "store", "database", "outbox"):
-        assert dataclasses.asdict(getattr(settings, section)) == toml[section], section
+    def plain(value: object) -> object:  # lists load as tuples (frozen)
+        return list(value) if isinstance(value, tuple) else value
+
+    for section in ("api", "risk", "store", "database", "outbox", "paper", "strategy", "brain"):
+        loaded = {k: plain(v) for k, v in dataclasses.asdict(getattr(settings, section)).items()}
+        assert loaded == toml[section], section
     assert settings.market.symbols == tuple(toml["market"]["symbols"])
     assert settings.market.timeframe == toml["market"]["timeframe"]
     notifications = dataclasses.asdict(settings.telegram.notifications)
