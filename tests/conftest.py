@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from shared.settings import Settings, StoreSettings
 from shared.store.base import Store
+from tests.support.replay import Replay, replay_fixture
 from tests.support.services import RedisServer, port_answers
 
 REQUIRE_SERVICES = os.environ.get("TB_TEST_REQUIRE_SERVICES") == "1"
@@ -178,3 +179,13 @@ async def redis_client(real_redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(real_redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "redis"])
+def replay(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str | None,
+) -> Iterator[Replay]:
+    """The shipped three weeks replayed through the whole brain, once per session and backend."""
+    yield from replay_fixture(request, tmp_path_factory, redis_url)

@@ -14,7 +14,7 @@ from brain.process import run_brain
 from shared.config import load_settings
 from shared.db import tables
 from shared.events import EventName
-from tests.brain.conftest import REPLAY_DIR, Replay, brain_env
+from tests.support.replay import REPLAY_DIR, Replay, brain_env
 from tests.brain.test_lifecycle import BatchesFeed
 from tests.brain.test_replay import read_events, sql_rows
 

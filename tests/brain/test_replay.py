@@ -15,7 +15,7 @@ from shared.db.engine import create_engine, database_url
 from shared.events import Event, EventName
 from shared.store.base import LOG_START, SnapshotName
 from shared.store.factory import open_store
-from tests.brain.conftest import Replay
+from tests.support.replay import Replay
 
 CANDLE_TIMES = 6048  # 21 days of 5-minute candles
 DAYS = 21

@@ -1,5 +1,6 @@
 """A full replay of the shipped three weeks, once per session and store backend, shared by the
-end-to-end tests (it is the expensive part)."""
+end-to-end tests of the brain and the API (it is the expensive part). The fixture is
+registered in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -45,8 +46,7 @@ class Replay:
     result: RunResult
 
 
-@pytest.fixture(scope="session", params=["sqlite", "redis"])
-def replay(
+def replay_fixture(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     redis_url: str | None,
