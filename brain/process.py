@@ -4,6 +4,8 @@ Reads top to bottom like uvicorn's server: open what it needs (SQL with migratio
 the feed), recover, announce ``system_online``, run the loop while background tasks relay
 events, publish snapshots and beat the heart; on a stop request finish the step in hand, announce
 ``system_shutdown``, give the background tasks ``shutdown_timeout`` to drain, then cancel them.
+With TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID set, Telegram alerts and commands run alongside
+(``brain.telegram.service``): commands stop before the engine does, the alert relay last.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from brain.ledger import Ledger
 from brain.models import CandleBatch
 from brain.notifier import Notifier
 from brain.publisher import Docs, Heartbeat, SnapshotPublisher
+from brain.telegram.service import TelegramService
 from brain.writer import StepWriter
 from shared.db.engine import create_engine, database_url
 from shared.db.migrate import upgrade
@@ -51,9 +54,13 @@ async def run_brain(
     exit_at_end: bool | None = None,
     on_step: StepObserver | None = None,
     feed: Feed | None = None,
+    telegram: bool | None = None,
 ) -> RunResult:
     """Run the brain until ``stop`` is set (or, with ``exit_at_end``, the feed runs out).
-    ``feed`` replaces the configured one (a backtest brings its own)."""
+    ``feed`` replaces the configured one (a backtest brings its own). ``telegram``: serve
+    alerts and commands when TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID are set; by default
+    only with the configured feed, so a backtest never alerts."""
+    telegram = feed is None if telegram is None else telegram
     exit_at_end = settings.market.replay_exit_at_end if exit_at_end is None else exit_at_end
     sql = create_engine(database_url(settings))
     await upgrade(sql)
@@ -95,7 +102,10 @@ async def run_brain(
     ]
     writing = asyncio.create_task(writer.run(), name="step-writer")
     result = RunResult(engine=engine)
+    # Telegram only reads the event log (and commands the engine): it never delays trading.
+    chat = TelegramService.from_settings(settings, store.events, engine, enabled=telegram)
     try:
+        await chat.start()
         await engine.start()
         await _trade(engine, feed, stop, result, on_step)
         if not stop.is_set() and not exit_at_end:
@@ -105,6 +115,7 @@ async def run_brain(
             stopped.cancel()
     finally:
         try:
+            await chat.stop_commands()  # no command may act on a stopping engine
             if not writing.done():
                 await engine.stop()
                 await writer.flush()
@@ -112,6 +123,7 @@ async def run_brain(
             writing.cancel()
             background_stop.set()
             await _finish([*background, writing], settings.brain.shutdown_timeout)
+            await chat.stop()  # after the outbox relay: system_shutdown is in the log
             await feed.aclose()
             await store.close()
             await sql.dispose()
