@@ -14,9 +14,9 @@ from brain.process import run_brain
 from shared.config import load_settings
 from shared.db import tables
 from shared.events import EventName
-from tests.support.replay import REPLAY_DIR, Replay, brain_env
 from tests.brain.test_lifecycle import BatchesFeed
 from tests.brain.test_replay import read_events, sql_rows
+from tests.support.replay import REPLAY_DIR, Replay, brain_env
 
 
 async def test_pause_resume_and_close_all_act_between_steps(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ import pytest
 from shared.config import load_settings
 from shared.db import tables
 from shared.events import EventName
-from tests.support.replay import ROOT, Replay, brain_env
 from tests.brain.test_replay import read_events, sql_rows
+from tests.support.replay import ROOT, Replay, brain_env
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow

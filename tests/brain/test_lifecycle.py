@@ -17,9 +17,9 @@ from brain.process import run_brain
 from shared.config import load_settings
 from shared.events import EventName
 from shared.store.base import SnapshotName
-from tests.support.replay import REPLAY_DIR, Replay, brain_env
 from tests.brain.test_crash import committed_market_time, start_brain
 from tests.brain.test_replay import read_events, read_snapshots
+from tests.support.replay import REPLAY_DIR, Replay, brain_env
 from tests.support.services import wait_until
 
 

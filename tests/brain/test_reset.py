@@ -13,9 +13,9 @@ from brain.process import run_brain
 from shared.cli import main
 from shared.config import load_settings
 from shared.db import tables
-from tests.support.replay import REPLAY_DIR, Replay, brain_env
 from tests.brain.test_lifecycle import BatchesFeed
 from tests.brain.test_replay import read_events, read_snapshots, sql_rows
+from tests.support.replay import REPLAY_DIR, Replay, brain_env
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
