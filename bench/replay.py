@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import statistics
@@ -74,13 +75,24 @@ async def replay(backend: str, workdir: Path, redis_url: str) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "redis", "both"], default="both")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the databases here (an API can serve them)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON line per backend")
     args = parser.parse_args()
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     backends = ["sqlite", "redis"] if args.backend == "both" else [args.backend]
-    print(f"nproc={os.cpu_count()}  cpu={cpu_model()}  python={platform.python_version()}")
+    if not args.json:
+        print(f"nproc={os.cpu_count()}  cpu={cpu_model()}  python={platform.python_version()}")
     for backend in backends:
-        with tempfile.TemporaryDirectory(prefix="tb-bench-replay-") as scratch:
-            figures = asyncio.run(replay(backend, Path(scratch), redis_url))
+        if args.workdir is not None:
+            figures = asyncio.run(replay(backend, args.workdir, redis_url))
+        else:
+            with tempfile.TemporaryDirectory(prefix="tb-bench-replay-") as scratch:
+                figures = asyncio.run(replay(backend, Path(scratch), redis_url))
+        if args.json:
+            print(json.dumps({"backend": backend, **figures}))
+            continue
         line = "  ".join(
             f"{key}={value:,.2f}" if isinstance(value, float) else f"{key}={value}"
             for key, value in figures.items()
