@@ -146,6 +146,9 @@ async def _trade(
         result.step_seconds.append(elapsed)
         if on_step is not None:
             on_step(engine, batch, elapsed)
+        # A full-speed replay never waits on its feed: let the writer, the relay and the
+        # publisher have their turn after every step rather than only when the queue is full.
+        await asyncio.sleep(0)
 
 
 async def _until(
