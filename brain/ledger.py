@@ -158,18 +158,7 @@ def _fields(record: Any) -> dict[str, Any]:
 
 
 def _trade_row(trade_id: int, fill: Fill) -> dict[str, Any]:
-    return {
-        "id": trade_id,
-        "symbol": fill.symbol,
-        "action": fill.action,
-        "qty": fill.qty,
-        "price": fill.price,
-        "fee": fill.fee,
-        "pnl": fill.pnl,
-        "pnl_pct": fill.pnl_pct,
-        "strategy_version": fill.strategy_version,
-        "executed_at": fill.executed_at,
-    }
+    return {"id": trade_id, **fill.trade_fields(), "executed_at": fill.executed_at}
 
 
 async def _write_position(conn: AsyncConnection, symbol: str, position: Position | None) -> None:

@@ -84,3 +84,16 @@ class Fill:
     executed_at: datetime
     reason: str  # "signal", "stop_loss", "take_profit", "manual"
     opened_at: datetime | None = None  # exits: when the position they close was opened
+
+    def trade_fields(self) -> dict[str, object]:
+        """What the trades history and the trade_executed event both say of a fill."""
+        return {
+            "symbol": self.symbol,
+            "action": self.action,
+            "qty": self.qty,
+            "price": self.price,
+            "fee": self.fee,
+            "pnl": self.pnl,
+            "pnl_pct": self.pnl_pct,
+            "strategy_version": self.strategy_version,
+        }

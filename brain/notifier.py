@@ -25,20 +25,7 @@ class Notifier:
         self._pending.append((name, dict(data or {})))
 
     def trade_executed(self, trade_id: int, fill: Fill) -> None:
-        self._record(
-            EventName.TRADE_EXECUTED,
-            {
-                "trade_id": trade_id,
-                "symbol": fill.symbol,
-                "action": fill.action,
-                "qty": fill.qty,
-                "price": fill.price,
-                "fee": fill.fee,
-                "pnl": fill.pnl,
-                "pnl_pct": fill.pnl_pct,
-                "strategy_version": fill.strategy_version,
-            },
-        )
+        self._record(EventName.TRADE_EXECUTED, {"trade_id": trade_id, **fill.trade_fields()})
 
     def stop_triggered(self, symbol: str, reason: str, price: float) -> None:
         self._record(EventName.STOP_TRIGGERED, {"symbol": symbol, "reason": reason, "price": price})
