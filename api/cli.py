@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 
+from api.events_ws import uvicorn_ws_settings
 from api.options import ApiOptions
 from shared.cli import Command
 from shared.config import load_settings
@@ -78,6 +79,7 @@ def _run_api(arguments: argparse.Namespace) -> int:
             access_log=options.access_log,
             server_header=False,
             proxy_headers=False,
+            **uvicorn_ws_settings(options),
         )
     finally:
         if made_dir is not None:

@@ -26,6 +26,15 @@ DEFAULT_QUERY_TIMEOUT = 10.0  # seconds a history query may take before 503
 DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds /healthz waits for the store and the database
 DEFAULT_ACCESS_LOG = False  # uvicorn's per-request access log lines
 DEFAULT_HISTORY_CACHE_ENTRIES = 128  # encoded history pages kept per process (0: none)
+# The /v1/events WebSocket relay (docs/events.md).
+DEFAULT_WS_SEND_QUEUE = 1000  # events waiting for one client before it is cut off (4408)
+DEFAULT_WS_MAX_CLIENTS = 2000  # event streams one process serves; beyond: HTTP 503
+DEFAULT_WS_HEARTBEAT_INTERVAL = 15.0  # seconds of silence before a heartbeat frame
+DEFAULT_WS_AUTH_TIMEOUT = 5.0  # seconds to send {"op": "auth", ...} without a key (else 4401)
+DEFAULT_WS_OUTAGE_GRACE = 3.0  # seconds the event log may fail before clients get 1013
+DEFAULT_WS_PING_INTERVAL = 20.0  # uvicorn's protocol pings, every this many seconds ...
+DEFAULT_WS_PING_TIMEOUT = 20.0  # ... and the wait for their pong before dropping the client
+DEFAULT_WS_PERMESSAGE_DEFLATE = False  # compression: costly with many clients
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,14 @@ class ApiOptions:
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT
     access_log: bool = DEFAULT_ACCESS_LOG
     history_cache_entries: int = DEFAULT_HISTORY_CACHE_ENTRIES
+    ws_send_queue: int = DEFAULT_WS_SEND_QUEUE
+    ws_max_clients: int = DEFAULT_WS_MAX_CLIENTS
+    ws_heartbeat_interval: float = DEFAULT_WS_HEARTBEAT_INTERVAL
+    ws_auth_timeout: float = DEFAULT_WS_AUTH_TIMEOUT
+    ws_outage_grace: float = DEFAULT_WS_OUTAGE_GRACE
+    ws_ping_interval: float = DEFAULT_WS_PING_INTERVAL
+    ws_ping_timeout: float = DEFAULT_WS_PING_TIMEOUT
+    ws_permessage_deflate: bool = DEFAULT_WS_PERMESSAGE_DEFLATE
 
     def __post_init__(self) -> None:
         checks = {
@@ -56,6 +73,13 @@ class ApiOptions:
             "query_timeout": 0.0 < self.query_timeout <= 3600.0,
             "health_timeout": 0.0 < self.health_timeout <= 60.0,
             "history_cache_entries": 0 <= self.history_cache_entries <= 100_000,
+            "ws_send_queue": 1 <= self.ws_send_queue <= 1_000_000,
+            "ws_max_clients": 1 <= self.ws_max_clients <= 100_000,
+            "ws_heartbeat_interval": 0.0 < self.ws_heartbeat_interval <= 3600.0,
+            "ws_auth_timeout": 0.0 < self.ws_auth_timeout <= 60.0,
+            "ws_outage_grace": 0.0 <= self.ws_outage_grace <= 3600.0,
+            "ws_ping_interval": 0.0 < self.ws_ping_interval <= 3600.0,
+            "ws_ping_timeout": 0.0 < self.ws_ping_timeout <= 3600.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

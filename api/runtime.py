@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from api.auth import KeyChecker
+from api.events_ws import EventsEndpoint
 from api.facade import DataFacade
 from api.history import HistoryReader
 from api.metrics import ApiMetrics
@@ -52,6 +53,7 @@ class ApiRuntime:
         self.metrics = metrics
         self.checker = checker
         self.openapi_document = openapi_document
+        self.events = EventsEndpoint.from_options(options, checker, envelope.error_parts, metrics)
         self._facade: DataFacade | None = None
         self._store: Store | None = None
 
@@ -91,6 +93,7 @@ class ApiRuntime:
             )
             await follower.load()
             follower_task = asyncio.create_task(follower.run(), name="snapshot-follower")
+            await self.events.start(store.events)
             self._store = store
             self._facade = DataFacade(
                 self.cache,
@@ -107,6 +110,7 @@ class ApiRuntime:
             )
             yield
         finally:
+            await self.events.stop()
             if follower_task is not None:
                 follower_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

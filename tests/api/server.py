@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from api.events_ws import uvicorn_ws_settings
+from api.options import ApiOptions
 from tests.support.services import async_wait_until, free_port, wait_until
 
 HOST = "127.0.0.1"
@@ -22,8 +24,9 @@ START_TIMEOUT = 15.0
 
 
 def _config(app: ASGIApp, port: int) -> uvicorn.Config:
+    ws = uvicorn_ws_settings(ApiOptions())  # as `tradingbrain api` serves /v1/events
     return uvicorn.Config(
-        app, host=HOST, port=port, log_config=None, lifespan="on", access_log=False
+        app, host=HOST, port=port, log_config=None, lifespan="on", access_log=False, **ws
     )
 
 
