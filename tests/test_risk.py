@@ -195,7 +195,7 @@ def test_consecutive_losses_halt_for_the_day_and_a_win_resets_the_count() -> Non
 
 
 def test_consecutive_losses_can_also_be_resumed_by_hand() -> None:
-    risk, calls = manager()
+    risk, _ = manager()
     for _ in range(4):
         risk.record_fill(fill(-1.0), DAY1)
     assert risk.halt_kind == "consecutive_losses"

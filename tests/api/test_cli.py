@@ -73,7 +73,7 @@ async def test_api_with_two_workers_serves_and_sums_metrics(
     }
     log = tmp_path / "api.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: ASYNC220 (starts a server; does not wait for it)
+        process = subprocess.Popen(
             [tradingbrain(), "api", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
             cwd=tmp_path,
             env=env,
