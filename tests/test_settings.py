@@ -84,6 +84,7 @@ def overlay(tmp_path: Path, text: str) -> dict[str, str]:
 def test_defaults_equal_the_shipped_toml() -> None:
     toml = tomllib.loads(REPO_DEFAULTS.read_text(encoding="utf-8"))
     settings = load()
+
     def plain(value: object) -> object:  # lists load as tuples (frozen)
         return list(value) if isinstance(value, tuple) else value
 
