@@ -68,6 +68,14 @@ class ApiSettings:
     query_timeout: Annotated[float, Between(0.1, 3600.0)]
     health_timeout: Annotated[float, Between(0.1, 60.0)]
     history_cache_entries: Annotated[int, Between(0, 100_000)]
+    ws_send_queue: Annotated[int, Between(1, 1_000_000)]
+    ws_max_clients: Annotated[int, Between(1, 100_000)]
+    ws_heartbeat_interval: Annotated[float, Between(0.1, 3600.0)]
+    ws_auth_timeout: Annotated[float, Between(0.1, 60.0)]
+    ws_outage_grace: Annotated[float, Between(0.0, 3600.0)]
+    ws_ping_interval: Annotated[float, Between(0.1, 3600.0)]
+    ws_ping_timeout: Annotated[float, Between(0.1, 3600.0)]
+    ws_permessage_deflate: bool
 
 
 @dataclass(frozen=True, slots=True)
