@@ -23,16 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import free_port, pinned  # bench/ is the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_for_portfolio(port: int, key: str, seconds: float = 30.0) -> None:
@@ -96,8 +90,8 @@ class FixedRateLoad:
 
 def replay_on(core: str, workdir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        ["taskset", "-c", core, str(BIN / "python"), "bench/replay.py", "--backend", "sqlite",
-         "--workdir", str(workdir), "--json"],
+        pinned(int(core), [str(BIN / "python"), "bench/replay.py", "--backend", "sqlite",
+                           "--workdir", str(workdir), "--json"]),
         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -115,7 +109,7 @@ async def scenario(loaded: bool, rate: float, connections: int) -> dict[str, flo
         "TB_API__HOST": "127.0.0.1",
     }
     api = subprocess.Popen(
-        ["taskset", "-c", "1", str(BIN / "tradingbrain"), "api"],
+        pinned(1, [str(BIN / "tradingbrain"), "api"]),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -49,6 +49,8 @@ from starlette.routing import Route
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import free_port, pinned  # noqa: E402 - bench/ is the script's folder
+
 from shared import jsonutil  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 from shared.db.engine import create_engine  # noqa: E402
@@ -153,18 +155,6 @@ async def cleanup_redis(env: dict[str, str]) -> None:
 
 
 # Servers and load ---------------------------------------------------------------------------
-
-
-def pinned(core: int | None, command: list[str]) -> list[str]:
-    return ["taskset", "-c", str(core), *command] if core is not None else command
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -54,6 +54,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import free_port, pinned  # noqa: E402 - bench/ is the script's folder
+
 from api.events_hub import EventHub, Subscription  # noqa: E402
 from api.events_protocol import StreamFilter  # noqa: E402
 from api.events_ws import uvicorn_ws_settings  # noqa: E402
@@ -404,18 +406,6 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-
-
-def pinned(core: int | None, command: list[str]) -> list[str]:
-    return ["taskset", "-c", str(core), *command] if core is not None else command
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
