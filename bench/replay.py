@@ -21,20 +21,13 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
+from _common import cpu_model, delete_prefix  # bench/ is the script's folder
 
 from brain.process import run_brain
 from shared.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REPLAY_DIR = ROOT / "data" / "market" / "binance-spot-5m-2024-07-22_2024-08-11"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 async def replay(backend: str, workdir: Path, redis_url: str) -> dict[str, float]:
@@ -53,11 +46,7 @@ async def replay(backend: str, workdir: Path, redis_url: str) -> dict[str, float
     result = await run_brain(settings, asyncio.Event(), exit_at_end=True)
     wall = time.perf_counter() - started
     if backend == "redis":
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        await delete_prefix(redis_url, prefix)
     steps = [s * 1000 for s in result.step_seconds]
     q = statistics.quantiles(steps, n=100, method="inclusive")
     assert result.engine is not None

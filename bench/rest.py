@@ -49,7 +49,7 @@ from starlette.routing import Route
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import free_port, pinned  # noqa: E402 - bench/ is the script's folder
+from _common import cpu_model, delete_prefix, free_port, pinned  # noqa: E402 - bench/ is the script's folder
 
 from shared import jsonutil  # noqa: E402
 from shared.config import load_settings  # noqa: E402
@@ -145,13 +145,7 @@ async def prepare(env: dict[str, str], trade_count: int) -> None:
 
 
 async def cleanup_redis(env: dict[str, str]) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(env["REDIS_URL"])
-    keys = [key async for key in client.scan_iter(match=f"{env['TB_STORE__KEY_PREFIX']}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_prefix(env["REDIS_URL"], env["TB_STORE__KEY_PREFIX"])
 
 
 # Servers and load ---------------------------------------------------------------------------
@@ -248,10 +242,6 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [
-        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
-    ]
     import uvicorn
 
     try:
@@ -269,7 +259,7 @@ def machine() -> dict[str, Any]:
     version = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     return {
         "nproc": os.cpu_count(),
-        "cpu": models[0] if models else platform.processor(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "uvicorn": f"{uvicorn.__version__} ({http}, {loop})",
         "wrk": (version.stdout or version.stderr).split("[")[0].strip(),

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
+from _common import cpu_model, delete_prefix  # bench/ is the script's folder
 from redis.utils import HIREDIS_AVAILABLE
 
 from shared import jsonutil
@@ -277,22 +278,14 @@ async def bench_backend(backend: str, n: int, tmp: Path) -> Results:
         await bench_brain(brain, tmp / "history.db", n, out)
     finally:
         if backend == "redis":
-            client = aioredis.Redis.from_url(REDIS_URL)
-            keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-            await client.aclose()
+            await delete_prefix(REDIS_URL, prefix)
     return out
 
 
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [
-        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
-    ]
     return {
         "nproc": os.cpu_count(),
-        "cpu": models[0] if models else platform.processor(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "hiredis": HIREDIS_AVAILABLE,

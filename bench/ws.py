@@ -54,7 +54,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import free_port, pinned  # noqa: E402 - bench/ is the script's folder
+from _common import cpu_model, delete_prefix, free_port, pinned  # noqa: E402 - bench/ is the script's folder
 
 from api.events_hub import EventHub, Subscription  # noqa: E402
 from api.events_protocol import StreamFilter  # noqa: E402
@@ -511,13 +511,7 @@ async def prepare(env: dict[str, str]) -> None:
 
 
 async def cleanup_redis(env: dict[str, str]) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(env["REDIS_URL"])
-    keys = [key async for key in client.scan_iter(match=f"{env['TB_STORE__KEY_PREFIX']}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_prefix(env["REDIS_URL"], env["TB_STORE__KEY_PREFIX"])
 
 
 def machine() -> dict[str, Any]:
@@ -525,13 +519,9 @@ def machine() -> dict[str, Any]:
 
     import uvicorn
 
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [
-        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
-    ]
     return {
         "nproc": os.cpu_count(),
-        "cpu": models[0] if models else platform.processor(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "uvicorn": uvicorn.__version__,
         "websockets": version("websockets"),
