@@ -216,10 +216,16 @@ STRATEGY_VERSION = obj(
         "code_hash": string(),
         "risk_tier": integer(minimum=1),
         "description": string(),
+        "parameters": {"type": "object", "description": "The version's strategy parameters."},
         "deployed_at": nullable(moment()),
     },
     required=["version"],
 )
+PAPER_SIDE = {
+    "type": "object",
+    "description": "One side of a paper test: return_pct, pnl, trades, win_rate, fees, "
+    "max_drawdown (fraction); the active side also names its version.",
+}
 STRATEGY = obj(
     {
         "active": {"oneOf": [ref("StrategyVersion"), {"type": "null"}]},
@@ -228,10 +234,22 @@ STRATEGY = obj(
                 obj(
                     {
                         "version": string(),
-                        "status": string(examples=["running", "passed", "failed"]),
-                        "ends_at": nullable(moment()),
+                        "status": string(enum=["running", "passed", "failed"]),
+                        "started_at": moment(),
+                        "ends_at": moment(),
+                        "completed_at": nullable(moment()),
+                        "risk_tier": integer(minimum=1),
+                        "days": integer(minimum=1),
+                        "candidate": PAPER_SIDE,
+                        "active": PAPER_SIDE,
+                        "results": {
+                            "oneOf": [
+                                {"type": "object", "description": "The verdict's figures."},
+                                {"type": "null"},
+                            ]
+                        },
                     },
-                    required=["version", "status"],
+                    required=["version", "status", "started_at", "ends_at"],
                 ),
                 {"type": "null"},
             ]
@@ -256,6 +274,8 @@ AI_USAGE = obj(
                         required=[],
                     ),
                 },
+                "date": string("The UTC day of the wall clock these figures cover."),
+                "budget_tokens": integer(minimum=0),
                 "budget_remaining": nullable(number("Tokens left in today's budget.")),
             },
             required=[],

@@ -48,6 +48,9 @@ class EngineState:
     pending: list[PendingOrder] = field(default_factory=list)
     paused: bool = False
 
+    # The orchestrator's own state (paper tests, guard rails), as the last step saved it.
+    orchestrator: Mapping[str, Any] | None = None
+
     def pending_entries(self) -> int:
         """New positions already on their way (they take a slot before they fill)."""
         held = self.portfolio.positions
@@ -56,9 +59,12 @@ class EngineState:
     def reserved_cash(self) -> float:
         return sum(order.notional for order in self.pending if order.action == "BUY")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, positions: bool = False) -> dict[str, Any]:
+        """The state to save; the live book's positions live in their own table, so only a
+        shadow book (a paper test's) keeps them here."""
         portfolio = self.portfolio.to_dict()
-        del portfolio["positions"]  # the positions table holds them
+        if not positions:
+            del portfolio["positions"]
         return {
             "portfolio": portfolio,
             "risk": self.risk.to_dict(),
@@ -70,34 +76,33 @@ class EngineState:
         }
 
     @classmethod
-    async def load(cls, ledger: Ledger, settings: Settings, notifier: Notifier) -> EngineState:
-        """The state the last committed step left, or a fresh paper account."""
-        active = await ledger.active_strategy()
-        if active is not None:
-            params = StrategyParams.from_dict(active.parameters)
-            strategy: Strategy | None = Strategy(params, active.version)
-        else:
-            params, strategy = StrategyParams.from_settings(settings.strategy), None
-        recovered = await ledger.recover()
-        if recovered is None:
-            starting_cash = settings.paper.starting_cash
-            return cls(
-                params,
-                strategy,
-                Portfolio(starting_cash),
-                RiskManager(
-                    settings.risk,
-                    starting_cash,
-                    on_halt=notifier.risk_halt,
-                    on_resume=notifier.risk_resumed,
-                ),
-                TruthBenchmarks(starting_cash),
-                await ledger.next_trade_id(),
-            )
-        saved = recovered.state
-        portfolio = Portfolio.from_dict(
-            {**saved["portfolio"], "positions": [_position(row) for row in recovered.positions]}
+    def fresh(
+        cls,
+        settings: Settings,
+        notifier: Notifier,
+        params: StrategyParams,
+        strategy: Strategy | None,
+        next_trade_id: int = 1,
+    ) -> EngineState:
+        """A new paper account with the settings' starting cash."""
+        cash = settings.paper.starting_cash
+        risk = RiskManager(
+            settings.risk, cash, on_halt=notifier.risk_halt, on_resume=notifier.risk_resumed
         )
+        return cls(params, strategy, Portfolio(cash), risk, TruthBenchmarks(cash), next_trade_id)
+
+    @classmethod
+    def from_dict(
+        cls,
+        saved: Mapping[str, Any],
+        settings: Settings,
+        notifier: Notifier,
+        strategy: Strategy,
+        *,
+        next_trade_id: int,
+        checkpoint: datetime | None = None,
+    ) -> EngineState:
+        """The state ``to_dict`` saved (with its positions, or with them filled in)."""
         risk = RiskManager.from_dict(
             saved["risk"],
             settings.risk,
@@ -105,17 +110,43 @@ class EngineState:
             on_resume=notifier.risk_resumed,
         )
         return cls(
-            params,
+            strategy.params,
             strategy,
-            portfolio,
+            Portfolio.from_dict(saved["portfolio"]),
             risk,
             TruthBenchmarks.from_dict(saved["truth"]),
-            recovered.next_trade_id,
-            checkpoint=recovered.market_time,
+            next_trade_id,
+            checkpoint=checkpoint,
             last_scan=parse_iso(saved["last_scan"]) if saved["last_scan"] else None,
             book=DayBook.from_dict(saved["book"]) if saved["book"] else None,
             pending=[PendingOrder(**order) for order in saved["pending"]],
             paused=bool(saved["paused"]),
+            orchestrator=saved.get("orchestrator"),
+        )
+
+    @classmethod
+    async def load(cls, ledger: Ledger, settings: Settings, notifier: Notifier) -> EngineState:
+        """The state the last committed step left, or a fresh paper account."""
+        active = await ledger.active_strategy()
+        recovered = await ledger.recover()
+        if active is None or recovered is None:
+            # A version may exist with no step committed after it: trade it from the start.
+            strategy = None
+            if active is not None:
+                strategy = Strategy(StrategyParams.from_dict(active.parameters), active.version)
+            params = (
+                strategy.params if strategy else StrategyParams.from_settings(settings.strategy)
+            )
+            return cls.fresh(settings, notifier, params, strategy, await ledger.next_trade_id())
+        saved = recovered.state
+        portfolio = {**saved["portfolio"], "positions": [_position(r) for r in recovered.positions]}
+        return cls.from_dict(
+            {**saved, "portfolio": portfolio},
+            settings,
+            notifier,
+            Strategy(StrategyParams.from_dict(active.parameters), active.version),
+            next_trade_id=recovered.next_trade_id,
+            checkpoint=recovered.market_time,
         )
 
 

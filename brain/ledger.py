@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Executable, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -57,6 +57,9 @@ class Step:
     positions: dict[str, Position | None] = field(default_factory=dict)  # None: closed
     daily: list[DailyRecord] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
+    # Other changes that must commit with the step (the nightly cycle's version and paper test
+    # rows), run in order after the step's own rows.
+    statements: list[Executable] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,8 @@ class Ledger:
                     "updated_at": utc_now(),
                 }
                 await _upsert(conn, tables.brain_state, state_row, ["id"])
+            for statement in (s for step in steps for s in step.statements):
+                await conn.execute(statement)
             events = [(s.market_time, name, data) for s in steps for name, data in s.events]
             await add_timed_events(conn, events)
 

@@ -70,8 +70,13 @@ class Notifier:
     def orchestrator_cycle_started(self) -> None:
         self._record(EventName.ORCHESTRATOR_CYCLE_STARTED)
 
-    def orchestrator_cycle_completed(self, decision_type: str) -> None:
-        self._record(EventName.ORCHESTRATOR_CYCLE_COMPLETED, {"decision_type": decision_type})
+    def orchestrator_cycle_completed(
+        self, decision_type: str, decisions: list[str], summary: str
+    ) -> None:
+        self._record(
+            EventName.ORCHESTRATOR_CYCLE_COMPLETED,
+            {"decision_type": decision_type, "decisions": decisions, "summary": summary},
+        )
 
     def system_online(self, portfolio_value: float, positions: int) -> None:
         self._record(

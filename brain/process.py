@@ -23,6 +23,8 @@ from brain.feeds.factory import open_feed
 from brain.ledger import Ledger
 from brain.models import CandleBatch
 from brain.notifier import Notifier
+from brain.orchestrator.cycle import Orchestrator
+from brain.orchestrator.factory import history_size, open_orchestrator
 from brain.publisher import Docs, Heartbeat, SnapshotPublisher
 from brain.telegram.service import TelegramService
 from brain.writer import StepWriter
@@ -47,7 +49,7 @@ class RunResult:
     engine: TradingEngine | None = None
 
 
-async def run_brain(
+async def run_brain(  # noqa: PLR0915 (start-up reads top to bottom, like uvicorn's)
     settings: Settings,
     stop: asyncio.Event,
     *,
@@ -86,7 +88,16 @@ async def run_brain(
         retry_max=settings.outbox.retry_max,
     )
     state = await EngineState.load(ledger, settings, notifier)
-    engine = TradingEngine(settings, ledger, notifier, writer, state)
+    orchestrator = open_orchestrator(settings, sql, notifier, saved=state.orchestrator)
+    engine = TradingEngine(
+        settings,
+        ledger,
+        notifier,
+        writer,
+        state,
+        companion=orchestrator,
+        history=history_size(settings),
+    )
     if feed is None:
         feed = open_feed(
             settings.market, on_lost=engine.feed_lost, on_recovered=engine.feed_recovered
@@ -107,7 +118,7 @@ async def run_brain(
     try:
         await chat.start()
         await engine.start()
-        await _trade(engine, feed, stop, result, on_step)
+        await _trade(engine, orchestrator, feed, stop, result=result, on_step=on_step)
         if not stop.is_set() and not exit_at_end:
             log.info("the feed has no more candles; serving the final state until stopped")
             stopped = asyncio.ensure_future(stop.wait())
@@ -116,6 +127,7 @@ async def run_brain(
     finally:
         try:
             await chat.stop_commands()  # no command may act on a stopping engine
+            await orchestrator.aclose()  # an unfinished cycle committed nothing
             if not writing.done():
                 await engine.stop()
                 await writer.flush()
@@ -132,13 +144,19 @@ async def run_brain(
 
 async def _trade(
     engine: TradingEngine,
+    orchestrator: Orchestrator,
     feed: Feed,
     stop: asyncio.Event,
+    *,
     result: RunResult,
     on_step: StepObserver | None,
 ) -> None:
     loop = asyncio.get_running_loop()
+    # Only a live exchange's clock runs on without us; replayed and synthetic time waits for
+    # the nightly cycle, so those runs stay deterministic.
+    wait_for_cycles = feed.name != "exchange"
     async for batch in _until(feed.batches(after=engine.checkpoint), stop):
+        await orchestrator.before_step(engine, batch, wait=wait_for_cycles)
         started = loop.time()
         await engine.step(batch)  # never cancelled half-way: stop is checked between steps
         elapsed = loop.time() - started

@@ -66,8 +66,23 @@ def market_view(
     return views
 
 
-def strategy_view(active: Any, recent: Sequence[Any]) -> dict[str, Any]:
-    """``active`` and ``recent`` are rows of the strategy_versions table."""
+def paper_test_view(row: Any) -> dict[str, Any]:
+    """A finished paper test (a paper_tests row), as /v1/strategy shows it."""
+    return {
+        "version": row.version,
+        "status": row.status,
+        "started_at": _iso(row.started_at),
+        "ends_at": _iso(row.ends_at),
+        "completed_at": _iso(row.completed_at),
+        "results": row.results,
+    }
+
+
+def strategy_view(
+    active: Any, recent: Sequence[Any], paper_test: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``active`` and ``recent`` are rows of the strategy_versions table; ``paper_test`` the
+    running test's view, or the last finished one's (null before the first)."""
     return {
         "active": None
         if active is None
@@ -79,7 +94,7 @@ def strategy_view(active: Any, recent: Sequence[Any]) -> dict[str, Any]:
             "parameters": active.parameters,
             "deployed_at": _iso(active.deployed_at),
         },
-        "paper_test": None,
+        "paper_test": None if paper_test is None else dict(paper_test),
         "recent_versions": [
             {
                 "version": row.version,

@@ -110,7 +110,9 @@ class PaperTestCompleted(TypedDict):
 
 
 class OrchestratorCycleCompleted(TypedDict):
-    decision_type: str
+    decision_type: str  # the most significant of ``decisions``
+    decisions: list[str]  # everything the cycle did, in order
+    summary: str  # one line a person can read
 
 
 class SystemOnline(TypedDict):

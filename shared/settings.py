@@ -178,6 +178,55 @@ class StrategySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OrchestratorSettings:
+    """The nightly cycle: when it runs, how the optimiser searches, how candidates are tiered,
+    paper-tested and judged, and the guard rails that roll a deploy back."""
+
+    enabled: bool
+    cycle_hour: Annotated[int, Between(0, 23)]
+    cycle_minute: Annotated[int, Between(0, 59)]
+    strategist: Literal["auto", "optimiser"]
+    lookback_days: Annotated[float, Between(0.5, 90.0)]
+    min_history_days: Annotated[float, Between(0.1, 90.0)]
+    walk_forward_folds: Annotated[int, Between(2, 20)]
+    candidate_budget: Annotated[int, Between(1, 100_000)]
+    seed: int
+    min_edge_pct: Annotated[float, Between(0.0, 100.0)]
+    tier2_departure: Fraction
+    tier3_departure: Fraction
+    tier1_paper_days: Annotated[int, Between(1, 90)]
+    tier2_paper_days: Annotated[int, Between(1, 90)]
+    tier3_paper_days: Annotated[int, Between(1, 90)]
+    paper_min_trades: Annotated[int, Between(0, 100_000)]
+    rollback_window_days: Annotated[float, Between(0.0, 90.0)]
+    rollback_max_drawdown_pct: Fraction
+    rollback_max_losses: Annotated[int, Between(1, 100_000)]
+    worker_timeout: Seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """What a model costs, in USD per million tokens."""
+
+    model: Annotated[str, NonEmpty()]
+    input: Annotated[float, Between(0.0, 1e6)]
+    output: Annotated[float, Between(0.0, 1e6)]
+
+
+@dataclass(frozen=True, slots=True)
+class AiSettings:
+    """The AI strategist (runs when ANTHROPIC_API_KEY is set; see [orchestrator] strategist)."""
+
+    model: Annotated[str, NonEmpty()]
+    max_tokens: Annotated[int, Between(1, 1_000_000)]
+    daily_token_budget: Annotated[int, Between(0, 1_000_000_000)]
+    base_url: str
+    timeout: Annotated[float, Between(0.1, 3600.0)]
+    max_retries: Annotated[int, Between(0, 20)]
+    prices: tuple[ModelPrice, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BrainSettings:
     heartbeat_interval: Annotated[float, Between(0.1, 3600.0)]
     snapshot_interval: Annotated[float, Between(0.0, 3600.0)]
@@ -230,6 +279,8 @@ class Settings:
     market: MarketSettings
     paper: PaperSettings
     strategy: StrategySettings
+    orchestrator: OrchestratorSettings
+    ai: AiSettings
     brain: BrainSettings
     store: StoreSettings
     database: DatabaseSettings

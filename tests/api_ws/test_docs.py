@@ -35,6 +35,8 @@ def _render(hint: Any) -> str:
         return " \\| ".join(_render(arg) for arg in typing.get_args(hint))
     if origin is dict:
         return "object"
+    if origin is list:
+        return f"list of {_render(typing.get_args(hint)[0])}s"
     return _SCALARS[hint]
 
 

@@ -20,8 +20,8 @@ from tests.support.replay import Replay
 CANDLE_TIMES = 6048  # 21 days of 5-minute candles
 DAYS = 21
 
-# What a replay of these weeks produces (the orchestrator's and the live feed's events come
-# from their own parts; system_error only when something fails).
+# What a replay of these weeks produces, the nightly cycle's included (the live feed's events
+# come from their own part; system_error only when something fails).
 REPLAY_EVENTS = {
     EventName.SYSTEM_ONLINE,
     EventName.SCAN_COMPLETE,
@@ -33,6 +33,12 @@ REPLAY_EVENTS = {
     EventName.RISK_RESUMED,
     EventName.DAILY_SUMMARY,
     EventName.WEEKLY_REPORT,
+    EventName.ORCHESTRATOR_CYCLE_STARTED,
+    EventName.ORCHESTRATOR_CYCLE_COMPLETED,
+    EventName.PAPER_TEST_STARTED,
+    EventName.PAPER_TEST_COMPLETED,
+    EventName.STRATEGY_DEPLOYED,
+    EventName.STRATEGY_ROLLBACK,
     EventName.SYSTEM_SHUTDOWN,
 }
 
@@ -170,7 +176,7 @@ async def test_snapshots_describe_a_stopped_brain_at_the_last_candle(replay: Rep
     assert [m["symbol"] for m in market] == sorted(replay.settings.market.symbols)
     assert all(m["scanned_at"] == "2024-08-12T00:00:00Z" and m["rsi"] is not None for m in market)
     strategy = snapshots[SnapshotName.STRATEGY]
-    assert strategy["active"]["version"] == "v20240722_000500"
+    assert strategy["active"]["version"] == replay.result.engine.strategy.version  # type: ignore[union-attr]
     risk = snapshots[SnapshotName.RISK]
     assert set(risk) == {"limits", "current"}
     assert SnapshotName.HEARTBEAT in snapshots

@@ -22,6 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 REPLAY_DIR = ROOT / "data" / "market" / "binance-spot-5m-2024-07-22_2024-08-11"
 
 
+def first_days(target: Path, days: int) -> Path:
+    """A copy of the first ``days`` days of the shipped candles, for shorter replays."""
+    target.mkdir()
+    for source in REPLAY_DIR.glob("*.csv"):
+        lines = source.read_text().splitlines(keepends=True)
+        (target / source.name).write_text("".join(lines[: 1 + days * 288]))
+    return target
+
+
 def brain_env(workdir: Path, backend: str, redis_url: str | None, prefix: str) -> dict[str, str]:
     """The settings of a test brain, as environment variables (a subprocess gets the same)."""
     env = {
@@ -32,6 +41,15 @@ def brain_env(workdir: Path, backend: str, redis_url: str | None, prefix: str) -
         "TB_MARKET__REPLAY_DIR": str(REPLAY_DIR),
         "TB_MARKET__REPLAY_SPEED": "0",
         "TB_BRAIN__SNAPSHOT_INTERVAL": "0.05",
+        # The nightly cycle, small and quick: a short search, one-day paper tests, and guard
+        # rails tight enough that a deploy in these three weeks gets rolled back.
+        "TB_ORCHESTRATOR__CANDIDATE_BUDGET": "6",
+        "TB_ORCHESTRATOR__LOOKBACK_DAYS": "3",
+        "TB_ORCHESTRATOR__MIN_HISTORY_DAYS": "1",
+        "TB_ORCHESTRATOR__TIER1_PAPER_DAYS": "1",
+        "TB_ORCHESTRATOR__TIER2_PAPER_DAYS": "1",
+        "TB_ORCHESTRATOR__TIER3_PAPER_DAYS": "2",
+        "TB_ORCHESTRATOR__ROLLBACK_MAX_LOSSES": "2",
     }
     if redis_url is not None:
         env["REDIS_URL"] = redis_url

@@ -1,0 +1,1 @@
+"""The orchestrator: the nightly cycle that evolves the strategy (docs/orchestrator.md)."""

@@ -1,0 +1,119 @@
+"""SIGKILL the brain in the middle of a nightly cycle (while the optimiser searches, after
+``orchestrator_cycle_started`` was committed): no version is ever half-deployed, and the
+restarted brain ends exactly where a run that never crashed ends."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from brain.process import run_brain
+from shared.config import load_settings
+from shared.db import tables
+from shared.events import EventName
+from shared.store.base import SnapshotName
+from tests.brain.test_crash import comparable, start_brain
+from tests.brain.test_replay import read_events, read_snapshots, sql_rows
+from tests.support.replay import Replay, brain_env, first_days
+from tests.support.services import async_wait_until
+
+pytestmark = pytest.mark.slow
+
+DAYS = 4
+KILLED_CYCLE = 3  # 2024-07-24 01:00: the first paper test ends, so a deploy may be decided
+# A search long enough (seconds) to be caught in the middle of.
+SLOW_SEARCH = {"TB_ORCHESTRATOR__CANDIDATE_BUDGET": "400"}
+
+
+def settings_env(workdir: Path, data: Path, backend: str, redis_url: str | None) -> dict[str, str]:
+    env = brain_env(workdir, backend, redis_url, f"tbtest:{uuid.uuid4().hex[:12]}")
+    return {**env, **SLOW_SEARCH, "TB_MARKET__REPLAY_DIR": str(data)}
+
+
+async def cycle_counts(run: Replay) -> Counter[EventName]:
+    try:
+        events = await read_events(run)
+    except Exception:  # the store is not created yet
+        return Counter()
+    return Counter(event.name for event in events)
+
+
+async def versions_and_tests(run: Replay) -> tuple[list[Any], list[Any]]:
+    versions = await sql_rows(run, tables.strategy_versions)
+    tests = await sql_rows(run, tables.paper_tests)
+    return comparable(versions), [row[1:] for row in comparable(tests)]  # ids aside
+
+
+async def assert_sql_and_snapshots_agree(run: Replay) -> None:
+    versions = await sql_rows(run, tables.strategy_versions)
+    (active,) = [row for row in versions if row.status == "active"]
+    strategy = (await read_snapshots(run))[SnapshotName.STRATEGY]
+    assert strategy["active"]["version"] == active.version
+    assert strategy["active"]["parameters"] == active.parameters
+    running = {
+        row.version for row in await sql_rows(run, tables.paper_tests) if row.status == "running"
+    }
+    assert {row.version for row in versions if row.status == "candidate"} == running
+
+
+async def test_a_brain_killed_mid_cycle_never_half_deploys(
+    replay: Replay, tmp_path: Path, redis_url: str | None
+) -> None:
+    data = first_days(tmp_path / "market", DAYS)
+    backend = replay.backend
+
+    reference_env = settings_env(tmp_path / "clean", data, backend, redis_url)
+    (tmp_path / "clean").mkdir()
+    reference = Replay(
+        backend,
+        load_settings(env=reference_env, dotenv_path=None),
+        tmp_path / "clean",
+        replay.result,
+    )
+    await run_brain(reference.settings, asyncio.Event(), exit_at_end=True)
+
+    (tmp_path / "crashed").mkdir()
+    env = settings_env(tmp_path / "crashed", data, backend, redis_url)
+    crashed = Replay(
+        backend, load_settings(env=env, dotenv_path=None), tmp_path / "crashed", replay.result
+    )
+    brain = start_brain(env)
+    try:
+
+        async def in_the_middle_of_the_cycle() -> bool:
+            counts = await cycle_counts(crashed)
+            started = counts[EventName.ORCHESTRATOR_CYCLE_STARTED]
+            completed = counts[EventName.ORCHESTRATOR_CYCLE_COMPLETED]
+            return started == KILLED_CYCLE and completed == KILLED_CYCLE - 1
+
+        await async_wait_until(in_the_middle_of_the_cycle, 120, "the third cycle to start")
+    finally:
+        brain.send_signal(signal.SIGKILL)
+        brain.communicate(timeout=30)
+    assert brain.returncode == -signal.SIGKILL
+    counts = await cycle_counts(crashed)
+    assert counts[EventName.ORCHESTRATOR_CYCLE_COMPLETED] == KILLED_CYCLE - 1, "killed mid-cycle"
+    await assert_sql_and_snapshots_agree(crashed)
+
+    restarted = start_brain(env)
+    _, errors = await asyncio.to_thread(restarted.communicate, timeout=300)
+    assert restarted.returncode == 0, errors.decode()
+
+    await assert_sql_and_snapshots_agree(crashed)
+    assert await versions_and_tests(crashed) == await versions_and_tests(reference)
+    counts = await cycle_counts(crashed)
+    assert counts[EventName.ORCHESTRATOR_CYCLE_STARTED] == DAYS + 1  # the killed one, again
+    assert counts[EventName.ORCHESTRATOR_CYCLE_COMPLETED] == DAYS
+    reference_counts = await cycle_counts(reference)
+    for name in (
+        EventName.STRATEGY_DEPLOYED,
+        EventName.PAPER_TEST_STARTED,
+        EventName.PAPER_TEST_COMPLETED,
+    ):
+        assert counts[name] == reference_counts[name], name
