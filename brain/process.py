@@ -46,6 +46,9 @@ class RunResult:
 
     steps: int = 0
     step_seconds: list[float] = field(default_factory=list)
+    cycle_seconds: list[float] = field(
+        default_factory=list
+    )  # the cycles the market clock waited for
     engine: TradingEngine | None = None
 
 
@@ -156,8 +159,10 @@ async def _trade(
     # the nightly cycle, so those runs stay deterministic.
     wait_for_cycles = feed.name != "exchange"
     async for batch in _until(feed.batches(after=engine.checkpoint), stop):
-        await orchestrator.before_step(engine, batch, wait=wait_for_cycles)
         started = loop.time()
+        if await orchestrator.before_step(engine, batch, wait=wait_for_cycles):
+            result.cycle_seconds.append(loop.time() - started)
+            started = loop.time()
         await engine.step(batch)  # never cancelled half-way: stop is checked between steps
         elapsed = loop.time() - started
         result.steps += 1

@@ -151,18 +151,21 @@ class Orchestrator:
 
     # --- the cycle --------------------------------------------------------------------------
 
-    async def before_step(self, engine: TradingEngine, batch: CandleBatch, *, wait: bool) -> None:
+    async def before_step(self, engine: TradingEngine, batch: CandleBatch, *, wait: bool) -> bool:
         """Run the cycle when it is due, before ``batch`` is traded. ``wait``: the market
         clock waits for it (a replay, deterministic); else it runs beside the trading loop (a
-        live feed: trading goes on while the strategist thinks)."""
+        live feed: trading goes on while the strategist thinks). True when it waited for one."""
         checkpoint = engine.checkpoint
         if checkpoint is None or batch.close_time <= checkpoint or not self.due(checkpoint):
-            return  # a restart's warm-up re-reads history: cycles run between live steps only
+            return False  # a restart's warm-up re-reads history: cycles run between live steps
         if self._running is not None and not self._running.done():
-            return
+            return False
         self._running = asyncio.create_task(self.run_cycle(engine), name="nightly-cycle")
-        if wait:
-            await self._running
+        if not wait:
+            self._running.add_done_callback(_report_failure)
+            return False
+        await self._running
+        return True
 
     async def aclose(self) -> None:
         """Cancel a cycle in progress (its changes were not committed), stop the worker."""
@@ -328,3 +331,9 @@ class Orchestrator:
             at=moment,
             ends_at=self._paper.ends_at,
         )
+
+
+def _report_failure(cycle: asyncio.Task[str]) -> None:
+    """A cycle beside a live feed has nobody awaiting it: its failure is logged here."""
+    if not cycle.cancelled() and cycle.exception() is not None:
+        log.error("the nightly cycle failed", exc_info=cycle.exception())

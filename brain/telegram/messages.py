@@ -116,7 +116,18 @@ def _strategy_deployed(data: Mapping[str, Any]) -> Lines:
         f"Risk tier {esc(data['tier'])}",
     ]
     changes = data.get("changes") or {}
-    return [*lines, "Changes:", *_mapping_lines(changes)] if changes else lines
+    return [*lines, "Changes:", *_change_lines(changes)] if changes else lines
+
+
+def _change_lines(changes: Mapping[str, Any]) -> Lines:
+    """``rsi_exit: 78.0 → 80.0`` for the orchestrator's ``{"from", "to"}`` diffs."""
+    lines = []
+    for name, change in changes.items():
+        if isinstance(change, Mapping) and {"from", "to"} <= change.keys():
+            lines.append(f"• {esc(name)}: {esc(change['from'])} → {esc(change['to'])}")
+        else:
+            lines.append(f"• {esc(name)}: {esc(change)}")
+    return lines
 
 
 def _strategy_rollback(data: Mapping[str, Any]) -> Lines:

@@ -117,6 +117,9 @@ STRATEGY = {
     "paper_test": {
         "version": "v20240802_010000",
         "status": "running",
+        "risk_tier": 2,
+        "days": 3,
+        "started_at": "2024-08-02T01:00:00Z",
         "ends_at": "2024-08-05T01:00:00Z",
     },
     "recent_versions": [{"version": VERSION, "status": "active", "risk_tier": 1}],

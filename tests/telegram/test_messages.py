@@ -85,6 +85,18 @@ def test_daily_summary_reads_well_on_a_phone() -> None:
     ]
 
 
+def test_a_deploy_lists_each_parameter_change() -> None:
+    data = {"version": "v2", "tier": 1, "changes": {"rsi_exit": {"from": 78.0, "to": 80.0}}}
+    (text,) = render(Event("1", EventName.STRATEGY_DEPLOYED, data, AT))
+    lines = telegram_plain_text(text).splitlines()
+    assert lines[:4] == [
+        "🚀 Strategy deployed v2",
+        "Risk tier 1",
+        "Changes:",
+        "• rsi_exit: 78.0 → 80.0",
+    ]
+
+
 def test_an_event_with_unexpected_data_still_gets_a_message() -> None:
     (text,) = render(Event("1", EventName.TRADE_EXECUTED, {"symbol": "<X>"}, AT))
     assert "symbol: <X>" in telegram_plain_text(text)
