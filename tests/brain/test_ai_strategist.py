@@ -120,6 +120,22 @@ async def spend(usage: AiUsage, at: datetime, tokens: int, model: str = MODEL) -
     )
 
 
+async def assert_no_proposal_and_no_row(
+    strategist: AiStrategist,
+    api: MessagesApiServer,
+    engine: AsyncEngine,
+    *,
+    match: str,
+    requests: int,
+) -> None:
+    """``propose`` gives up (NoProposal matching ``match``) after ``requests`` requests to the
+    API, with no call recorded."""
+    with pytest.raises(NoProposal, match=match):
+        await strategist.propose(ACTIVE, REPORT)
+    assert len(api.requests) == requests
+    assert await call_rows(engine) == []
+
+
 def ai_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -240,11 +256,9 @@ async def test_a_rate_limit_is_retried_by_the_sdk_then_gives_up_without_a_row(
     strategist = await make_strategist(max_retries=1)
     api.push(rate_limited(), rate_limited())
 
-    with pytest.raises(NoProposal, match="429 rate_limit_error"):
-        await strategist.propose(ACTIVE, REPORT)
-
-    assert len(api.requests) == 2
-    assert await call_rows(engine) == []
+    await assert_no_proposal_and_no_row(
+        strategist, api, engine, match="429 rate_limit_error", requests=2
+    )
 
 
 async def test_a_rate_limit_then_an_answer_is_one_recorded_call(
@@ -276,11 +290,7 @@ async def test_a_server_error_is_no_proposal_and_no_row(
     strategist = await make_strategist()
     api.push(reply)
 
-    with pytest.raises(NoProposal, match=reason):
-        await strategist.propose(ACTIVE, REPORT)
-
-    assert len(api.requests) == 1
-    assert await call_rows(engine) == []
+    await assert_no_proposal_and_no_row(strategist, api, engine, match=reason, requests=1)
     assert [w for w in ai_warnings(caplog) if reason in w]
 
 
@@ -294,11 +304,13 @@ async def test_a_wrong_key_is_refused_once_and_never_logged(
     wrong = "sk-ant-wrong-9876543210zyxwvutsrq"
     strategist = await make_strategist(key=Secret(wrong), max_retries=2)
 
-    with pytest.raises(NoProposal, match="HTTP 401 authentication_error"):
-        await strategist.propose(ACTIVE, REPORT)
-
-    assert len(api.requests) == 1  # a 401 is not retried
-    assert await call_rows(engine) == []
+    await assert_no_proposal_and_no_row(
+        strategist,
+        api,
+        engine,
+        match="HTTP 401 authentication_error",
+        requests=1,  # a 401 is not retried
+    )
     assert wrong not in caplog.text
 
 
@@ -308,11 +320,9 @@ async def test_an_unanswered_request_times_out(
     strategist = await make_strategist(timeout=0.3)
     api.push(HANG)
 
-    with pytest.raises(NoProposal, match="APITimeoutError"):
-        await strategist.propose(ACTIVE, REPORT)
-
-    assert len(api.requests) == 1
-    assert await call_rows(engine) == []
+    await assert_no_proposal_and_no_row(
+        strategist, api, engine, match="APITimeoutError", requests=1
+    )
 
 
 async def test_a_spent_budget_makes_no_request(

@@ -19,7 +19,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from tests.support.loopback import HttpRequest, HttpResponse, LoopbackApi
 
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "TradingBrain", "username": "tb_test_bot"}
 _ALLOWED_TAGS = frozenset(
@@ -92,21 +94,18 @@ class SendAttempt:
 
 
 @dataclass
-class BotApiServer:
+class BotApiServer(LoopbackApi):
     token: str
     attempts: list[SendAttempt] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # every method called, in order
-    port: int = 0
     _failures: deque[Failure] = field(default_factory=deque)
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _next_update_id: int = 1000
     _news: asyncio.Event = field(default_factory=asyncio.Event)
-    _server: asyncio.Server | None = None
-    _connections: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/bot"
+        return f"{self._http.origin}/bot"
 
     @property
     def delivered(self) -> list[SendAttempt]:
@@ -140,55 +139,12 @@ class BotApiServer:
         self._news.set()
         return update_id
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 2)
-        self._server = None
-
     # --- HTTP ------------------------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while True:  # HTTP/1.1 keep-alive: one request after another on this connection
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                _method, target, _ = lines[0].split(" ", 2)
-                headers = {
-                    name.strip().lower(): value.strip()
-                    for name, _, value in (line.partition(":") for line in lines[1:] if line)
-                }
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                params = _parse_body(headers.get("content-type", ""), body)
-                status, answer = await self._answer(urlsplit(target).path, params)
-                payload = json.dumps(answer).encode()
-                writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n".encode()
-                    + payload
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            # stop() cancels a long poll or a held request; ending normally keeps asyncio's
-            # stream callback from logging the cancellation as an error.
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        params = _parse_body(request.headers.get("content-type", ""), request.body)
+        status, answer = await self._answer(request.path, params)
+        return HttpResponse(status, answer)
 
     async def _answer(self, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         prefix = f"/bot{self.token}/"

@@ -12,14 +12,14 @@ it answers 500, so a test that did not expect a request fails loudly rather than
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
+
+from tests.support.loopback import HttpRequest, HttpResponse, LoopbackApi
 
 
 @dataclass(frozen=True)
@@ -72,18 +72,15 @@ class RecordedRequest:
 
 
 @dataclass
-class MessagesApiServer:
+class MessagesApiServer(LoopbackApi):
     api_key: str
     requests: list[RecordedRequest] = field(default_factory=list)
-    port: int = 0
     _replies: deque[Reply] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _server: asyncio.Server | None = None
-    _connections: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._http.origin
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -98,75 +95,24 @@ class MessagesApiServer:
         """Scripted replies not used yet."""
         return len(self._replies)
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 2)
-        self._server = None
-
-    async def __aenter__(self) -> MessagesApiServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # --- HTTP ------------------------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while True:  # HTTP/1.1 keep-alive: one request after another on this connection
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {
-                    name.strip().lower(): value.strip()
-                    for name, _, value in (line.partition(":") for line in lines[1:] if line)
-                }
-                raw = await reader.readexactly(int(headers.get("content-length", "0")))
-                record = RecordedRequest(
-                    method, target.split("?", 1)[0], headers, _json(raw), 0, time.monotonic()
-                )
-                self.requests.append(record)
-                reply = self._next_reply(record)
-                if reply.status == 0:
-                    await asyncio.Event().wait()  # until the client gives up and hangs up
-                record.status = reply.status
-                payload = json.dumps(self._answer(record, reply)).encode()
-                extra = "".join(f"{name}: {value}\r\n" for name, value in reply.headers)
-                writer.write(
-                    f"HTTP/1.1 {reply.status} X\r\nContent-Type: application/json\r\n"
-                    f"request-id: req_test{len(self.requests)}\r\n{extra}"
-                    f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n".encode()
-                    + payload
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            # stop() cancels a held request; ending normally keeps asyncio's stream callback
-            # from logging the cancellation as an error.
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        record = RecordedRequest(
+            request.method,
+            request.path,
+            dict(request.headers),
+            _json(request.body),
+            0,
+            time.monotonic(),
+        )
+        self.requests.append(record)
+        reply = self._next_reply(record)
+        if reply.status == 0:
+            await asyncio.Event().wait()  # never answered: held until stop() ends it
+        record.status = reply.status
+        headers = (("request-id", f"req_test{len(self.requests)}"), *reply.headers)
+        return HttpResponse(reply.status, self._answer(record, reply), headers)
 
     def _next_reply(self, record: RecordedRequest) -> Reply:
         if presented_key(record) != self.api_key:

@@ -10,14 +10,12 @@ It can fail on demand: HTTP 500s, or connections closed without an answer.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback import HangUp, HttpRequest, HttpResponse, LoopbackApi
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Failure = Literal["500", "close"]
@@ -49,7 +47,7 @@ class RequestRecord:
 
 
 @dataclass
-class FakeBinance:
+class FakeBinance(LoopbackApi):
     symbols: tuple[str, ...]
     first_open: datetime  # the first candle the exchange has
     now: datetime  # the market clock; the feed under test reads the same one
@@ -57,26 +55,13 @@ class FakeBinance:
     failure: Failure | None = None
     hidden_after: dict[str, datetime] = field(default_factory=dict)  # symbol -> newest shown open
     requests: list[RequestRecord] = field(default_factory=list)
-    port: int = 0
-    _server: asyncio.Server | None = None
 
     def clock(self) -> datetime:
         return self.now
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v3"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-            self._server = None
+        return f"{self._http.origin}/api/v3"
 
     def klines_requests(self, *, failed: bool | None = None) -> list[RequestRecord]:
         return [
@@ -85,44 +70,27 @@ class FakeBinance:
             if record.path.endswith("/klines") and (failed is None or record.failed == failed)
         ]
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:  # HTTP/1.1 keep-alive: one request after another on this connection
-                head = await reader.readuntil(b"\r\n\r\n")
-                method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
-                split = urlsplit(target)
-                params = {key: values[-1] for key, values in parse_qs(split.query).items()}
-                failure = self.failure
-                self.requests.append(
-                    RequestRecord(split.path, params, time.monotonic(), failure is not None)
-                )
-                if failure == "close":
-                    return  # hang up without a word
-                if failure == "500":
-                    status, body = 500, b"Internal Server Error"
-                else:
-                    status, body = self._answer(method, split.path, params)
-                writer.write(
-                    f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                    "Connection: keep-alive\r\n\r\n".encode()
-                    + body
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        params = request.query
+        failure = self.failure
+        self.requests.append(
+            RequestRecord(request.path, params, time.monotonic(), failure is not None)
+        )
+        if failure == "close":
+            raise HangUp  # hang up without a word
+        if failure == "500":
+            return HttpResponse(500, b"Internal Server Error")
+        return self._answer(request.method, request.path, params)
 
-    def _answer(self, method: str, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+    def _answer(self, method: str, path: str, params: dict[str, str]) -> HttpResponse:
         if method == "GET" and path == "/api/v3/exchangeInfo":
-            return 200, json.dumps(self._exchange_info()).encode()
+            return HttpResponse(200, self._exchange_info())
         if method == "GET" and path == "/api/v3/klines":
             symbol = next((s for s in self.symbols if market_id(s) == params.get("symbol")), None)
             if symbol is None:
-                return 400, b'{"code":-1121,"msg":"Invalid symbol."}'
-            return 200, json.dumps(self._klines(symbol, params)).encode()
-        return 404, b'{"code":-1,"msg":"not here"}'
+                return HttpResponse(400, {"code": -1121, "msg": "Invalid symbol."})
+            return HttpResponse(200, self._klines(symbol, params))
+        return HttpResponse(404, {"code": -1, "msg": "not here"})
 
     def _exchange_info(self) -> dict[str, Any]:
         markets = [
