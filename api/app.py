@@ -25,15 +25,14 @@ from api.auth import BearerAuthMiddleware, KeyChecker
 from api.errors import ApiError, ErrorCode, internal_error
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.openapi import build_openapi
-from api.options import ApiOptions
 from api.responses import Envelope, MetaClock
 from api.routes import build_routes
 from api.runtime import ApiRuntime
 from api.snapshots import SnapshotCache
 from shared import jsonutil
-from shared.config import load_settings
+from shared.config import SettingsError, load_settings
 from shared.logs import configure_logging
-from shared.settings import Settings
+from shared.settings import ApiSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +48,33 @@ def api_version() -> str:
         return "0.0.0"
 
 
-def create_app(settings: Settings, options: ApiOptions | None = None) -> Starlette:
-    """The application for ``settings``; raises ValueError when no API key is configured."""
-    options = options or ApiOptions.from_settings(settings)
+def check_api_settings(api: ApiSettings) -> None:
+    """The ``[api]`` rule no single key's range can state: the back-off starts at most at its cap.
+
+    Raises SettingsError naming both keys (``shared.settings`` checks each key's own range).
+    """
+    if api.retry_initial > api.retry_max:
+        raise SettingsError(
+            f"api.retry_initial = {api.retry_initial!r} must not exceed "
+            f"api.retry_max = {api.retry_max!r} (the back-off doubles from the first to the cap)"
+        )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The application for ``settings`` (its ``[api]`` section configures it).
+
+    Raises SettingsError when ``check_api_settings`` refuses ``settings.api``, ValueError when
+    no API key is configured.
+    """
+    api = settings.api
+    check_api_settings(api)
     checker = KeyChecker([key.get() for key in settings.secrets.api_keys])
     version = api_version()
     cache = SnapshotCache()
     envelope = Envelope(MetaClock(version), lambda: cache.mode)
-    document = build_openapi(version, metrics_public=options.metrics_public)
+    document = build_openapi(version, metrics_public=api.metrics_public)
     runtime = ApiRuntime(
         settings,
-        options,
         cache=cache,
         envelope=envelope,
         metrics=ApiMetrics(),
@@ -71,14 +86,14 @@ def create_app(settings: Settings, options: ApiOptions | None = None) -> Starlet
     def protected(path: str) -> bool:
         if path == V1_PREFIX or path.startswith(V1_PREFIX + "/"):
             return True
-        return path == METRICS_PATH and not options.metrics_public
+        return path == METRICS_PATH and not api.metrics_public
 
     middleware = []
-    if options.cors_origins:
+    if api.cors_origins:
         middleware.append(
             Middleware(
                 CORSMiddleware,
-                allow_origins=list(options.cors_origins),
+                allow_origins=list(api.cors_origins),
                 allow_methods=["GET", "HEAD", "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type"],
                 max_age=600,

@@ -18,7 +18,6 @@ import sys
 import tempfile
 
 from api.events_ws import uvicorn_ws_settings
-from api.options import ApiOptions
 from shared.cli import Command
 from shared.config import load_settings
 from shared.logs import configure_logging
@@ -45,7 +44,7 @@ def _configure_api(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default: [api] host)")
     parser.add_argument("--port", type=int, help="port to listen on (default: [api] port)")
     parser.add_argument(
-        "--workers", type=_positive, help="worker processes (default: [api] workers, or 1)"
+        "--workers", type=_positive, help="worker processes (default: [api] workers)"
     )
 
 
@@ -57,10 +56,13 @@ def _run_api(arguments: argparse.Namespace) -> int:
     if not settings.secrets.api_keys:
         print(NO_KEY_MESSAGE, file=sys.stderr)
         return _NO_KEY
-    options = ApiOptions.from_settings(settings)
-    host = arguments.host or options.host
-    port = arguments.port or options.port
-    workers = arguments.workers or options.workers
+    from api.app import check_api_settings  # the app's modules: only when serving
+
+    api = settings.api
+    check_api_settings(api)  # refused here once, not by every worker's factory
+    host = arguments.host or api.host
+    port = arguments.port or api.port
+    workers = arguments.workers or api.workers
     configure_logging(secrets=settings.secrets)
     made_dir = None
     if workers > 1 and not os.environ.get(MULTIPROC_DIR_VARIABLE):
@@ -76,10 +78,10 @@ def _run_api(arguments: argparse.Namespace) -> int:
             port=port,
             workers=workers,
             log_config=None,  # records go through the root handler and its secret redaction
-            access_log=options.access_log,
+            access_log=api.access_log,
             server_header=False,
             proxy_headers=False,
-            **uvicorn_ws_settings(options),
+            **uvicorn_ws_settings(api),
         )
     finally:
         if made_dir is not None:

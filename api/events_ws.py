@@ -45,7 +45,7 @@ from api.events_protocol import (
     symbol_of,
 )
 from api.metrics import ApiMetrics
-from api.options import ApiOptions
+from shared.settings import ApiSettings
 from shared.store.base import EventLog, StoreUnavailable, event_seq
 
 log = logging.getLogger(__name__)
@@ -98,19 +98,20 @@ class EventsEndpoint:
         self._catch_up_readers = asyncio.Semaphore(CATCH_UP_READERS)
 
     @classmethod
-    def from_options(
-        cls, options: ApiOptions, checker: KeyChecker, deny: Deny, metrics: ApiMetrics | None
+    def from_settings(
+        cls, api: ApiSettings, checker: KeyChecker, deny: Deny, metrics: ApiMetrics | None
     ) -> EventsEndpoint:
+        """The endpoint as the ``[api]`` settings (``ws_*``, ``retry_*``) configure it."""
         return cls(
             checker,
             deny,
-            send_queue=options.ws_send_queue,
-            max_clients=options.ws_max_clients,
-            heartbeat_interval=options.ws_heartbeat_interval,
-            auth_timeout=options.ws_auth_timeout,
-            outage_grace=options.ws_outage_grace,
-            retry_initial=options.retry_initial,
-            retry_max=options.retry_max,
+            send_queue=api.ws_send_queue,
+            max_clients=api.ws_max_clients,
+            heartbeat_interval=api.ws_heartbeat_interval,
+            auth_timeout=api.ws_auth_timeout,
+            outage_grace=api.ws_outage_grace,
+            retry_initial=api.retry_initial,
+            retry_max=api.retry_max,
             metrics=metrics,
         )
 
@@ -349,11 +350,11 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await asyncio.wait_for(websocket.close(code, reason), CLOSE_TIMEOUT)
 
 
-def uvicorn_ws_settings(options: ApiOptions) -> dict[str, Any]:
+def uvicorn_ws_settings(api: ApiSettings) -> dict[str, Any]:
     """uvicorn's WebSocket options for serving /v1/events (``uvicorn.run(**...)``)."""
     return {
-        "ws_ping_interval": options.ws_ping_interval,
-        "ws_ping_timeout": options.ws_ping_timeout,
-        "ws_per_message_deflate": options.ws_permessage_deflate,
+        "ws_ping_interval": api.ws_ping_interval,
+        "ws_ping_timeout": api.ws_ping_timeout,
+        "ws_per_message_deflate": api.ws_permessage_deflate,
         "ws_max_size": MAX_CLIENT_MESSAGE,
     }

@@ -23,7 +23,6 @@ from api.events_ws import EventsEndpoint
 from api.facade import DataFacade
 from api.history import HistoryReader
 from api.metrics import ApiMetrics
-from api.options import ApiOptions
 from api.responses import Envelope
 from api.snapshots import SnapshotCache, SnapshotFollower
 from shared.db.engine import create_engine, database_url
@@ -38,7 +37,6 @@ class ApiRuntime:
     def __init__(
         self,
         settings: Settings,
-        options: ApiOptions,
         *,
         cache: SnapshotCache,
         envelope: Envelope,
@@ -47,13 +45,14 @@ class ApiRuntime:
         openapi_document: bytes,
     ) -> None:
         self.settings = settings
-        self.options = options
         self.cache = cache
         self.envelope = envelope
         self.metrics = metrics
         self.checker = checker
         self.openapi_document = openapi_document
-        self.events = EventsEndpoint.from_options(options, checker, envelope.error_parts, metrics)
+        self.events = EventsEndpoint.from_settings(
+            settings.api, checker, envelope.error_parts, metrics
+        )
         self._facade: DataFacade | None = None
         self._store: Store | None = None
 
@@ -71,7 +70,7 @@ class ApiRuntime:
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        options = self.options
+        api = self.settings.api
         url = database_url(self.settings)
         store = await open_store(self.settings, read_only=True)
         engine: AsyncEngine | None = None
@@ -81,15 +80,15 @@ class ApiRuntime:
             engine = create_engine(url, read_only=True)
             history = HistoryReader(
                 engine,
-                timeout=options.query_timeout,
-                cache_entries=options.history_cache_entries,
+                timeout=api.query_timeout,
+                cache_entries=api.history_cache_entries,
             )
             follower = SnapshotFollower(
                 store.snapshots,
                 self.cache,
-                block=options.follow_block,
-                retry_initial=options.retry_initial,
-                retry_max=options.retry_max,
+                block=api.follow_block,
+                retry_initial=api.retry_initial,
+                retry_max=api.retry_max,
             )
             await follower.load()
             follower_task = asyncio.create_task(follower.run(), name="snapshot-follower")
@@ -99,8 +98,8 @@ class ApiRuntime:
                 self.cache,
                 history,
                 store,
-                stale_after=options.stale_after,
-                health_timeout=options.health_timeout,
+                stale_after=api.stale_after,
+                health_timeout=api.health_timeout,
             )
             log.info(
                 "data api serving the %s store and the %s history, snapshot revision %d",

@@ -59,7 +59,6 @@ from _common import cpu_model, delete_prefix, free_port, pinned  # noqa: E402 - 
 from api.events_hub import EventHub, Subscription  # noqa: E402
 from api.events_protocol import StreamFilter  # noqa: E402
 from api.events_ws import uvicorn_ws_settings  # noqa: E402
-from api.options import ApiOptions  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 from shared.db.engine import create_engine  # noqa: E402
 from shared.db.migrate import upgrade  # noqa: E402
@@ -84,13 +83,13 @@ def bare_app() -> Any:
     from starlette.websockets import WebSocket
 
     settings = load_settings()
-    options = ApiOptions.from_settings(settings)
+    api = settings.api
     hubs: list[EventHub] = []
 
     async def relay(websocket: WebSocket) -> None:
         await websocket.accept()
         hub = hubs[0]
-        subscription = Subscription(StreamFilter(), limit=options.ws_send_queue)
+        subscription = Subscription(StreamFilter(), limit=api.ws_send_queue)
         hub.join(subscription)
         hub.attach_live(subscription)
         pump = asyncio.create_task(_bare_pump(websocket, subscription))
@@ -108,9 +107,9 @@ def bare_app() -> Any:
         hub = EventHub(
             store.events,
             heartbeat_interval=3600.0,
-            outage_grace=options.ws_outage_grace,
-            retry_initial=options.retry_initial,
-            retry_max=options.retry_max,
+            outage_grace=api.ws_outage_grace,
+            retry_initial=api.retry_initial,
+            retry_max=api.retry_max,
         )
         await hub.start()
         hubs.append(hub)
@@ -139,7 +138,6 @@ async def _bare_pump(websocket: Any, subscription: Subscription) -> None:
 def serve_bare(port: int) -> None:
     import uvicorn
 
-    options = ApiOptions.from_settings(load_settings())
     uvicorn.run(
         "bench.ws:bare_app",
         factory=True,
@@ -149,7 +147,7 @@ def serve_bare(port: int) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
-        **uvicorn_ws_settings(options),
+        **uvicorn_ws_settings(load_settings().api),
     )
 
 

@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.options import ApiOptions
 from shared.db.engine import create_engine
 from shared.db.migrate import upgrade
 from shared.settings import Secret, Settings, StoreSettings
@@ -47,6 +46,11 @@ def api_settings_for(
     )
     store = dataclasses.replace(store_settings, backend=backend)
     return dataclasses.replace(base, store=store, secrets=secrets)
+
+
+def with_api(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with some ``[api]`` keys changed (``stale_after=2.0``, ...)."""
+    return dataclasses.replace(settings, api=dataclasses.replace(settings.api, **changes))
 
 
 @pytest.fixture
@@ -100,12 +104,12 @@ StartApi = Callable[..., contextlib.AbstractAsyncContextManager[Api]]
 
 @pytest.fixture
 def start_api(api_settings: Settings, store: Store, history: AsyncEngine) -> StartApi:
-    """Start the API on the test's store and history, with options of the test's choosing."""
+    """Start the API on the test's store and history, with ``[api]`` keys of the test's choosing
+    (``start_api(stale_after=2.0)``)."""
 
     @contextlib.asynccontextmanager
-    async def start(options: ApiOptions | None = None, **overrides: Any) -> AsyncIterator[Api]:
-        options = options or ApiOptions.from_settings(api_settings, **overrides)
-        app = create_app(api_settings, options)
+    async def start(**changes: Any) -> AsyncIterator[Api]:
+        app = create_app(with_api(api_settings, **changes))
         async with (
             run_server(app) as url,
             httpx.AsyncClient(base_url=url, headers=AUTH, timeout=10) as client,

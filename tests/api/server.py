@@ -16,17 +16,18 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from api.events_ws import uvicorn_ws_settings
-from api.options import ApiOptions
+from shared.config import load_settings
 from tests.support.services import async_wait_until, free_port, wait_until
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
+# As `tradingbrain api` serves /v1/events: the shipped [api] ws_* settings.
+WS_SETTINGS = uvicorn_ws_settings(load_settings(env={}, dotenv_path=None).api)
 
 
 def _config(app: ASGIApp, port: int) -> uvicorn.Config:
-    ws = uvicorn_ws_settings(ApiOptions())  # as `tradingbrain api` serves /v1/events
     return uvicorn.Config(
-        app, host=HOST, port=port, log_config=None, lifespan="on", access_log=False, **ws
+        app, host=HOST, port=port, log_config=None, lifespan="on", access_log=False, **WS_SETTINGS
     )
 
 

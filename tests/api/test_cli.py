@@ -128,3 +128,21 @@ def test_api_disabled_by_settings_does_not_start(
     monkeypatch.setenv("TB_API__ENABLED", "false")
     assert main(["api"]) == 0
     assert "disabled" in capsys.readouterr().err
+
+
+def test_api_refuses_a_back_off_starting_above_its_cap(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    def run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("uvicorn started")
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setenv("API_KEY", API_KEY)
+    monkeypatch.setenv("TB_API__RETRY_INITIAL", "10")
+    monkeypatch.setenv("TB_API__RETRY_MAX", "1")
+    assert main(["api"]) == 2
+    error = capsys.readouterr().err
+    assert "api.retry_initial = 10.0" in error
+    assert "api.retry_max = 1.0" in error

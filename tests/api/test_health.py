@@ -13,11 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from api.app import create_app
-from api.options import ApiOptions
 from shared.settings import Settings, StoreSettings
 from shared.store.base import SnapshotName, Store
 from tests.api import brain_state
-from tests.api.conftest import AUTH, Api, api_settings_for
+from tests.api.conftest import AUTH, Api, api_settings_for, with_api
 from tests.api.helpers import assert_error, wait_for_data, wait_for_status
 from tests.api.server import run_server
 from tests.conftest import open_test_store
@@ -87,8 +86,8 @@ async def test_redis_outage_healthz_503_then_full_reread(
     restarted = None
     try:
         await brain_state.publish_state(writer)
-        options = ApiOptions.from_settings(settings, retry_initial=0.05, retry_max=0.2)
-        async with serve(create_app(settings, options)) as client:
+        app = create_app(with_api(settings, retry_initial=0.05, retry_max=0.2))
+        async with serve(app) as client:
             await wait_for_status(lambda: client.get("/v1/portfolio"), 200, "portfolio")
             server.kill()
             response = await wait_for_status(lambda: client.get("/healthz"), 503, "503")

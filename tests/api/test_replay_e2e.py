@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.options import ApiOptions
 from shared.db import tables
 from shared.settings import Secret
 from tests.api.conftest import API_KEY, AUTH
@@ -43,7 +42,7 @@ async def client(replay: Replay) -> AsyncIterator[httpx.AsyncClient]:
         replay.settings,
         secrets=dataclasses.replace(replay.settings.secrets, api_keys=(Secret(API_KEY),)),
     )
-    app = create_app(settings, ApiOptions.from_settings(settings))
+    app = create_app(settings)
     async with (
         run_server(app) as url,
         httpx.AsyncClient(base_url=url, headers=AUTH, timeout=10) as http,

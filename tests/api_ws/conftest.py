@@ -19,7 +19,7 @@ from tests.support.services import async_wait_until
 
 __all__ = ["api_settings", "history", "history_url", "start_api"]
 
-# Quick reactions for tests (the shipped defaults are in api/options.py).
+# Quick reactions for tests ([api] keys; the shipped defaults are in config/settings.toml).
 TEST_OPTIONS: dict[str, Any] = {"ws_outage_grace": 0.3, "retry_initial": 0.05, "retry_max": 0.5}
 
 
@@ -42,7 +42,7 @@ StartRelay = Callable[..., contextlib.AbstractAsyncContextManager[Relay]]
 
 @pytest.fixture
 def start_relay(start_api: StartApi) -> StartRelay:
-    """Start the API with ``ApiOptions`` overrides (``ws_send_queue=20``, ...)."""
+    """Start the API with some ``[api]`` keys changed (``ws_send_queue=20``, ...)."""
 
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Relay]:

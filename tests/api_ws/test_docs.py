@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.options import ApiOptions
 from shared.events import CATALOG
 from shared.settings import Settings
 from shared.store.base import Store
@@ -73,10 +72,9 @@ async def test_the_python_client_example_resumes_across_a_restart(
     follow = doc_client()["follow"]
     handled: list[dict[str, Any]] = []
     port = free_port()
-    options = ApiOptions.from_settings(api_settings)
 
     def server() -> Any:
-        return run_server(create_app(api_settings, options), port=port)
+        return run_server(create_app(api_settings), port=port)
 
     async with server() as url:
         task = asyncio.create_task(follow(ws_url(url), API_KEY, handled.append, last_event_id="0"))

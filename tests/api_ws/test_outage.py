@@ -13,11 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from api.events_protocol import CloseCode
-from api.options import ApiOptions
 from shared.settings import Settings, StoreSettings
 from shared.store.base import StoreUnavailable
 from shared.store.redis_backend import RedisStore
-from tests.api.conftest import api_settings_for
+from tests.api.conftest import api_settings_for, with_api
 from tests.api.server import run_server
 from tests.api_ws.client import ResumingClient, events, running
 from tests.api_ws.conftest import TEST_OPTIONS, Relay, wait_attached
@@ -62,7 +61,7 @@ async def test_a_redis_restart_closes_streams_and_they_resume_losing_nothing(
             published = first + 4
             await asyncio.sleep(0.01)
 
-    app = create_app(settings, ApiOptions.from_settings(settings, **TEST_OPTIONS))
+    app = create_app(with_api(settings, **TEST_OPTIONS))
     try:
         async with run_server(app) as url:
             relay = Relay(url, app)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 
 import httpx
 
 from api.events_protocol import CloseCode
 from api.events_ws import uvicorn_ws_settings
-from api.options import ApiOptions
+from shared.settings import Settings
 from shared.store.base import Store
 from tests.api.conftest import AUTH
 from tests.api_ws.client import (
@@ -158,11 +159,16 @@ async def test_metrics_count_clients_and_relayed_events(relay: Relay, store: Sto
         await async_wait_until(counted, 5, "the relayed events counted")
 
 
-async def test_permessage_deflate_is_off_unless_asked_for(relay: Relay) -> None:
+async def test_permessage_deflate_is_off_unless_asked_for(
+    relay: Relay, base_settings: Settings
+) -> None:
     async with open_stream(relay.ws(), compression="deflate") as ws:  # the client offers it
         assert ws.response is not None
         assert "Sec-WebSocket-Extensions" not in ws.response.headers
-    assert uvicorn_ws_settings(ApiOptions())["ws_per_message_deflate"] is False
-    on = uvicorn_ws_settings(ApiOptions(ws_permessage_deflate=True, ws_ping_interval=5.0))
+    api = base_settings.api  # the shipped [api] keys
+    assert uvicorn_ws_settings(api)["ws_per_message_deflate"] is False
+    on = uvicorn_ws_settings(
+        dataclasses.replace(api, ws_permessage_deflate=True, ws_ping_interval=5.0)
+    )
     assert on["ws_per_message_deflate"] is True
     assert on["ws_ping_interval"] == 5.0
