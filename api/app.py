@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> Starlette:
         checker=checker,
         openapi_document=jsonutil.dumps(document),
     )
-    routes = [*build_routes(runtime), runtime.events.route()]
+    routes = [*build_routes(runtime), *runtime.events.routes()]
 
     def protected(path: str) -> bool:
         if path == V1_PREFIX or path.startswith(V1_PREFIX + "/"):

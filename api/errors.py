@@ -15,6 +15,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     INVALID_PARAMETER = "invalid_parameter"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    UPGRADE_REQUIRED = "upgrade_required"
     BRAIN_UNAVAILABLE = "brain_unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -25,6 +26,7 @@ STATUS = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.INVALID_PARAMETER: 400,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.UPGRADE_REQUIRED: 426,
     ErrorCode.BRAIN_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }

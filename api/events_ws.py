@@ -26,12 +26,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import KeyChecker, unauthorized
+from api.errors import ApiError, ErrorCode
 from api.events_auth import auth_message_token, presented_key, redact_query_tokens
 from api.events_hub import OUTAGE_REASON, EventHub, Subscription
 from api.events_protocol import (
@@ -125,8 +127,12 @@ class EventsEndpoint:
     def connections(self) -> int:
         return self._connections
 
-    def route(self) -> WebSocketRoute:
-        return WebSocketRoute(PATH, self, name="events")
+    def routes(self) -> list[BaseRoute]:
+        """The stream, and for a plain HTTP request to its path, 426 (not a puzzling 404)."""
+        return [
+            WebSocketRoute(PATH, self, name="events"),
+            Route(PATH, _upgrade_required, methods=["GET"], name="events_http"),
+        ]
 
     async def start(self, events: EventLog) -> None:
         """Start the process's single log reader on ``events`` (in the lifespan)."""
@@ -358,3 +364,11 @@ def uvicorn_ws_settings(api: ApiSettings) -> dict[str, Any]:
         "ws_per_message_deflate": api.ws_permessage_deflate,
         "ws_max_size": MAX_CLIENT_MESSAGE,
     }
+
+
+async def _upgrade_required(request: Request) -> Response:
+    raise ApiError(
+        ErrorCode.UPGRADE_REQUIRED,
+        f"{PATH} is a WebSocket stream: connect with a WebSocket client (docs/events.md)",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -102,7 +103,7 @@ class Database:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             conn = await self._connect(str(self._path), uri=False)
             try:
-                await conn.execute("PRAGMA journal_mode = WAL")
+                await self._enable_wal(conn)
                 await conn.execute("PRAGMA synchronous = NORMAL")
                 await conn.execute("BEGIN IMMEDIATE")
                 for statement in _SCHEMA:
@@ -192,6 +193,20 @@ class Database:
         self._schema_seen = not self._read_only
         if conn is not None:
             await conn.close()
+
+    async def _enable_wal(self, conn: aiosqlite.Connection) -> None:
+        """Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is
+        locked" at once, without its busy handler, when another process opens the same new file
+        at that moment: retry within the busy timeout."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                await conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.01)
 
     async def _connect(self, database: str, *, uri: bool) -> aiosqlite.Connection:
         # isolation_level=None: no implicit transactions; this module issues BEGIN itself.

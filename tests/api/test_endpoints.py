@@ -204,6 +204,13 @@ async def test_head_is_served_like_get(api: Api, store: Store) -> None:
     assert response.content == b""
 
 
+async def test_the_event_stream_asked_over_plain_http_says_upgrade(api: Api) -> None:
+    response = await api.get("/v1/events")
+    message = assert_error(response, 426, "upgrade_required")
+    assert "WebSocket" in message
+    assert response.headers["upgrade"] == "websocket"
+
+
 async def test_unknown_route_is_not_found_and_other_methods_not_allowed(api: Api) -> None:
     message = assert_error(await api.get("/v1/nothing-here"), 404, "not_found")
     assert "/v1/nothing-here" in message
