@@ -21,6 +21,7 @@ from shared.config import load_settings
 from shared.events import EventName
 from shared.store.base import LOG_START
 from shared.store.factory import open_store
+from tests.support.messages_api import HANG, MessagesApiServer
 from tests.support.ohlcv_server import FakeBinance
 from tests.support.replay import brain_env
 from tests.support.services import async_wait_until
@@ -104,3 +105,63 @@ async def test_an_exchange_outage_is_reported_and_trading_goes_on(
         await asyncio.wait_for(brain, 30)
     assert steps[300].close_time == FIRST_OPEN + 401 * STEP  # nothing lost across the outage
     assert [b.close_time for b in steps] == sorted({b.close_time for b in steps})
+
+
+async def test_on_a_live_feed_the_nightly_cycle_runs_beside_trading(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    """The AI strategist's request hangs until its time limit: meanwhile the brain goes on
+    trading (steps commit between the cycle's start and its end), then the cycle completes."""
+    async with MessagesApiServer(api_key="sk-ant-test") as ai:
+        ai.push(HANG)
+        env = {
+            **brain_env(tmp_path, "sqlite", None, f"tbtest:{uuid.uuid4().hex[:8]}"),
+            "ANTHROPIC_API_KEY": "sk-ant-test",
+            "TB_AI__BASE_URL": ai.base_url,
+            "TB_AI__TIMEOUT": "2",
+            "TB_AI__MAX_RETRIES": "0",
+        }
+        settings = load_settings(env=env, dotenv_path=None)
+        settings = dataclasses.replace(
+            settings, market=dataclasses.replace(settings.market, feed="exchange", symbols=SYMBOLS)
+        )
+        feed = ExchangeFeed(
+            "binance",
+            SYMBOLS,
+            "5m",
+            poll_interval=0.05,
+            retry_max=0.2,
+            lost_after=30.0,
+            on_lost=_unobserved,
+            on_recovered=_unobserved,
+            exchange_factory=binance_at(exchange),
+            history=300,  # 2024-08-01 08:25 to 2024-08-02 09:20: the 01:00 cycle falls inside
+            clock=exchange.clock,
+        )
+        stop = asyncio.Event()
+        brain = asyncio.create_task(run_brain(settings, stop, feed=feed))
+        store = await open_store(settings, read_only=True)
+        try:
+
+            async def cycle_completed() -> bool:
+                events = await store.events.read(LOG_START, count=100_000)
+                return any(e.name is EventName.ORCHESTRATOR_CYCLE_COMPLETED for e in events)
+
+            await async_wait_until(cycle_completed, 30, "the nightly cycle")
+            events = await store.events.read(LOG_START, count=100_000)
+        finally:
+            await store.close()
+            stop.set()
+            await asyncio.wait_for(brain, 30)
+    names = [event.name for event in events]
+    started = names.index(EventName.ORCHESTRATOR_CYCLE_STARTED)
+    completed = names.index(EventName.ORCHESTRATOR_CYCLE_COMPLETED)
+    assert EventName.SCAN_COMPLETE in names[started:completed], "trading waited for the cycle"
+    summary = events[completed].data["summary"]
+    assert "AI strategist" in summary  # it timed out, and the optimiser was asked instead
+    assert "optimiser" in summary
+    assert len(ai.bodies) == 1
+
+
+async def _unobserved() -> None:
+    """No outage here: the feed's lost/recovered callbacks are not the subject."""

@@ -34,6 +34,14 @@ async def test_every_replayed_day_runs_one_nightly_cycle(replay: Replay) -> None
     assert {"paper_test_started", "deployed", "rolled_back"} <= set(kinds), kinds
     for event in completed:
         assert event.data["decision_type"] in event.data["decisions"]
+    # the replay's market clock waits for each cycle: no step commits inside one
+    inside = False
+    for event in events:
+        if event.name is EventName.ORCHESTRATOR_CYCLE_STARTED:
+            inside = True
+        elif event.name is EventName.ORCHESTRATOR_CYCLE_COMPLETED:
+            inside = False
+        assert not (inside and event.name is EventName.SCAN_COMPLETE), event
     # each cycle's events sit between its start and its completion, in the catalog's order
     order = [
         e.name for e in events if e.name.value.startswith(("orchestrator", "paper", "strategy"))
