@@ -9,7 +9,7 @@ the engine commits and publishes the live book's, the others are thrown away.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,18 +51,23 @@ class TradingBook:
     # --- indicators -------------------------------------------------------------------------
 
     def warm(self, batch: CandleBatch) -> None:
-        """Feed a candle the book has already traded on (a restart re-reading history)."""
+        """Feed a candle the book has already traded on (a restart re-reading history). Its
+        indicators only take candles from ``indicators_from`` on: a restart rebuilds them from
+        exactly the candles they were first built from, so it continues bit for bit."""
+        since = self.state.indicators_from
         for symbol, candle in batch.candles.items():
             if symbol in self._indicators:
-                indicators = self._indicators[symbol].update(candle)
-                self.scans[symbol] = Scan(candle, indicators, None)
                 self.marks[symbol] = candle.close
+                if since is None or batch.close_time >= since:
+                    indicators = self._indicators[symbol].update(candle)
+                    self.scans[symbol] = Scan(candle, indicators, None)
 
-    def adopt(self, strategy: Strategy, history: Iterable[CandleBatch]) -> None:
+    def adopt(self, strategy: Strategy, history: Sequence[CandleBatch]) -> None:
         """Trade ``strategy`` from now on, its indicators rebuilt from ``history`` (a deploy, a
         rollback, a paper test's start). Open positions and waiting orders stay as they are."""
         self.state.params = strategy.params
         self.state.strategy = strategy
+        self.state.indicators_from = history[0].close_time if history else None
         self._indicators = {s: IndicatorState(strategy.params) for s in self._indicators}
         for batch in history:
             self.warm(batch)

@@ -198,18 +198,18 @@ class TradingEngine:
     async def commit_changes(self, step: Step) -> None:
         """Commit ``step`` (inside ``exclusive``) with the engine's state and events, wait for
         the commit, then publish: what the SQL says and the snapshots agree."""
-        await self._commit(step)
+        await self._commit(step, publish=False)  # the documents wait for the refresh below
         await self._writer.flush()
         await self._companion.refresh()
         await self._writer.submit(
             Step(step.market_time, None), self.snapshot_docs(status="running")
         )
 
-    async def _commit(self, step: Step) -> None:
+    async def _commit(self, step: Step, *, publish: bool = True) -> None:
         step.events = [*step.events, *self._notifier.take()]
         if self._state.checkpoint is not None:
             step.state = self._state_dict()  # the change survives a restart
-        await self._writer.submit(step, self.snapshot_docs(status="running"))
+        await self._writer.submit(step, self.snapshot_docs(status="running") if publish else None)
 
     def _state_dict(self) -> dict[str, Any]:
         return {**self._state.to_dict(), "orchestrator": self._companion.to_dict()}

@@ -47,6 +47,9 @@ class EngineState:
     book: DayBook | None = None
     pending: list[PendingOrder] = field(default_factory=list)
     paused: bool = False
+    # The first candle the indicators were built from (None: the feed's first), so a restart
+    # rebuilds them from the same candles after a strategy change.
+    indicators_from: datetime | None = None
 
     # The orchestrator's own state (paper tests, guard rails), as the last step saved it.
     orchestrator: Mapping[str, Any] | None = None
@@ -72,6 +75,7 @@ class EngineState:
             "book": self.book.to_dict() if self.book else None,
             "pending": [asdict(order) for order in self.pending],
             "paused": self.paused,
+            "indicators_from": to_iso(self.indicators_from) if self.indicators_from else None,
             "last_scan": to_iso(self.last_scan) if self.last_scan else None,
         }
 
@@ -121,6 +125,7 @@ class EngineState:
             book=DayBook.from_dict(saved["book"]) if saved["book"] else None,
             pending=[PendingOrder(**order) for order in saved["pending"]],
             paused=bool(saved["paused"]),
+            indicators_from=parse_iso(since) if (since := saved.get("indicators_from")) else None,
             orchestrator=saved.get("orchestrator"),
         )
 

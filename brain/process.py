@@ -103,7 +103,10 @@ async def run_brain(  # noqa: PLR0915 (start-up reads top to bottom, like uvicor
     )
     if feed is None:
         feed = open_feed(
-            settings.market, on_lost=engine.feed_lost, on_recovered=engine.feed_recovered
+            settings.market,
+            on_lost=engine.feed_lost,
+            on_recovered=engine.feed_recovered,
+            history=history_size(settings),  # enough for the optimiser after a restart
         )
     heartbeat = Heartbeat(
         store.snapshots, settings.brain.heartbeat_interval, lambda: state.checkpoint

@@ -266,7 +266,7 @@ def test_open_feed_replay_resolves_a_relative_dir(
     monkeypatch.chdir(ROOT)
     market = dataclasses.replace(base_settings.market, feed="replay")
     assert not Path(market.replay_dir).is_absolute()
-    feed = open_feed(market, on_lost=_quiet, on_recovered=_quiet)
+    feed = open_feed(market, on_lost=_quiet, on_recovered=_quiet, history=300)
     assert isinstance(feed, ReplayFeed)
 
 
@@ -276,12 +276,12 @@ def test_open_feed_replay_missing_dir_names_the_setting(
     monkeypatch.chdir(tmp_path)
     market = dataclasses.replace(base_settings.market, feed="replay")
     with pytest.raises(FeedError, match=r"market\.replay_dir"):
-        open_feed(market, on_lost=_quiet, on_recovered=_quiet)
+        open_feed(market, on_lost=_quiet, on_recovered=_quiet, history=300)
 
 
 async def test_open_feed_synthetic_and_exchange(base_settings: Settings) -> None:
     market = dataclasses.replace(base_settings.market, feed="synthetic")
-    feed = open_feed(market, on_lost=_quiet, on_recovered=_quiet)
+    feed = open_feed(market, on_lost=_quiet, on_recovered=_quiet, history=300)
     assert feed.name == "synthetic"
     first = await collect(feed.batches(), limit=1)
     assert first[0].close_time == datetime.fromisoformat(market.synthetic_start) + STEP
@@ -289,7 +289,7 @@ async def test_open_feed_synthetic_and_exchange(base_settings: Settings) -> None
 
     # Building the exchange feed contacts nobody; requests start with batches().
     market = dataclasses.replace(base_settings.market, feed="exchange")
-    feed = open_feed(market, on_lost=_quiet, on_recovered=_quiet)
+    feed = open_feed(market, on_lost=_quiet, on_recovered=_quiet, history=300)
     assert isinstance(feed, ExchangeFeed)
     assert feed.name == "exchange"
     await feed.aclose()

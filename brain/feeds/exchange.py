@@ -19,6 +19,8 @@ from shared.timeutil import utc_now
 logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The warm-up comes in one fetch_ohlcv page; exchanges cap a page (Binance: 1,000 candles).
+MAX_HISTORY = 1000
 # What a flaky network or a struggling exchange throws; anything else is a bug or a bad setting.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ccxt.NetworkError,

@@ -5,16 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from brain.feeds.base import Feed, FeedCallback, FeedError
-from brain.feeds.exchange import ExchangeFeed
+from brain.feeds.exchange import MAX_HISTORY, ExchangeFeed
 from brain.feeds.replay import ReplayFeed
 from brain.feeds.synthetic import SyntheticFeed
 from shared.settings import MarketSettings
 from shared.timeutil import parse_iso
 
 
-def open_feed(market: MarketSettings, *, on_lost: FeedCallback, on_recovered: FeedCallback) -> Feed:
+def open_feed(
+    market: MarketSettings,
+    *,
+    on_lost: FeedCallback,
+    on_recovered: FeedCallback,
+    history: int,
+) -> Feed:
     """The configured feed. Replay reads its files here (a bad file fails at startup);
-    ``on_lost`` / ``on_recovered`` matter to the exchange feed only."""
+    ``on_lost`` / ``on_recovered`` and ``history`` (candles to warm up on, at most one page of
+    the exchange's, ``MAX_HISTORY``) matter to the exchange feed only."""
     if market.feed == "replay":
         directory = Path(market.replay_dir)  # a relative path is taken from the working dir
         if not directory.is_dir():
@@ -42,5 +49,6 @@ def open_feed(market: MarketSettings, *, on_lost: FeedCallback, on_recovered: Fe
             lost_after=market.feed_lost_after,
             on_lost=on_lost,
             on_recovered=on_recovered,
+            history=min(history, MAX_HISTORY),
         )
     raise FeedError(f"market.feed: unknown feed {market.feed!r}")

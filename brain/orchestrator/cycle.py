@@ -93,9 +93,10 @@ class Orchestrator:
         self._notifier = notifier
         self._ai_usage = ai_usage
         self._optimiser = optimiser
-        self._ai = ai if self._rules.strategist == "auto" else None
+        self._ai = ai
         self._wall_clock = wall_clock  # AI budgets are per wall-clock day, even in a replay
         self._next_cycle: datetime | None = None
+        self._announced: datetime | None = None  # the cycle orchestrator_cycle_started announced
         self._paper: PaperTest | None = None
         self._watch: DeployWatch | None = None
         self._records = records.StrategyRecords(None, [], None)
@@ -110,6 +111,7 @@ class Orchestrator:
         if not saved:
             return
         self._next_cycle = parse_iso(saved["next_cycle_at"]) if saved["next_cycle_at"] else None
+        self._announced = parse_iso(saved["announced"]) if saved.get("announced") else None
         paper, watch = saved["paper_test"], saved["watch"]
         self._paper = PaperTest.from_dict(paper, self._settings) if paper else None
         self._watch = DeployWatch.from_dict(watch) if watch else None
@@ -129,6 +131,7 @@ class Orchestrator:
     def to_dict(self) -> dict[str, Any]:
         return {
             "next_cycle_at": to_iso(self._next_cycle) if self._next_cycle else None,
+            "announced": to_iso(self._announced) if self._announced else None,
             "paper_test": self._paper.to_dict() if self._paper else None,
             "watch": self._watch.to_dict() if self._watch else None,
         }
@@ -195,16 +198,18 @@ class Orchestrator:
     async def run_cycle(self, engine: TradingEngine) -> str:
         """One nightly cycle; returns its decision type."""
         async with engine.exclusive():
-            self._notifier.orchestrator_cycle_started()
             plan = await self._decide(engine)
-            await engine.commit_changes(Step(plan.moment, None))
+            if self._announced != plan.moment:  # a cycle re-run after a crash: announced already
+                self._announced = plan.moment
+                self._notifier.orchestrator_cycle_started()
+                await engine.commit_changes(Step(plan.moment, None))
             history = engine.history()
         if plan.verdict is None and self._paper is not None:
             plan.notes.append("paper_test_running")
         else:
             plan.proposal = await self._propose(plan, history)
         async with engine.exclusive():
-            decision = await self._apply(engine, plan, history)
+            decision = await self._apply(engine, plan)
         self.cycles += 1
         return decision
 
@@ -220,8 +225,14 @@ class Orchestrator:
                 params = await records.version_params(self._sql, watch.restore)
                 plan.rollback = (reason, watch.restore, params)
         paper = self._paper
-        if paper is not None and moment >= paper.ends_at:
+        if paper is not None and (plan.rollback is not None or moment >= paper.ends_at):
             passed, results = paper.judge(self._rules.min_edge_pct, self._rules.paper_min_trades)
+            if plan.rollback is not None:  # its yardstick is gone: judge no more, start anew
+                passed = False
+                results["reason"] = (
+                    f"cancelled: {paper.baseline_version}, the version it was compared with, "
+                    "was rolled back"
+                )
             plan.verdict = (paper, passed, results)
         return plan
 
@@ -238,6 +249,10 @@ class Orchestrator:
                 return await self._ai.propose(base, self._report(plan, base))
             except NoProposal as exc:
                 plan.notes.append(f"AI strategist: {exc}")
+            except Exception as exc:  # recording a call failed, say: the optimiser goes on
+                log.exception("the AI strategist failed")
+                self._notifier.system_error(f"the AI strategist failed: {exc}")
+                plan.notes.append(f"AI strategist failed: {exc}")
             finally:
                 self._ai_doc = await self._ai_usage.view(self._wall_clock())
         try:
@@ -262,7 +277,7 @@ class Orchestrator:
             "rollback": plan.rollback[0] if plan.rollback else None,
         }
 
-    async def _apply(self, engine: TradingEngine, plan: Plan, history: list[CandleBatch]) -> str:
+    async def _apply(self, engine: TradingEngine, plan: Plan) -> str:
         moment, current = plan.moment, plan.active
         statements: list[Executable] = []
         decisions: list[str] = []
@@ -301,6 +316,8 @@ class Orchestrator:
             else:
                 decisions.append("paper_test_failed")
         if plan.proposal is not None:
+            # the candles up to now: on a live feed, steps went on while the strategist thought
+            history = engine.history()
             statements += self._start_paper_test(plan.proposal, current, history, moment)
             decisions.append("paper_test_started")
         decisions += [note for note in plan.notes if note == "paper_test_running"]

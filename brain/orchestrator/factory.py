@@ -24,7 +24,9 @@ def open_orchestrator(
     """``saved``: the orchestrator's state as the last committed step left it."""
     usage = AiUsage(sql, settings.ai)
     key = settings.secrets.anthropic_api_key
-    ai = AiStrategist(settings.ai, key, usage) if key is not None else None
+    ai = None
+    if key is not None and settings.orchestrator.strategist == "auto":
+        ai = AiStrategist(settings.ai, key, usage)
     optimiser = Optimiser(settings, WorkerPool())
     orchestrator = Orchestrator(settings, sql, notifier, usage, optimiser=optimiser, ai=ai)
     orchestrator.restore(saved)

@@ -4,7 +4,7 @@ at the end, the candidate against the active version over exactly the same perio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ class ShadowBook:
 
     @classmethod
     def fresh(
-        cls, settings: Settings, strategy: Strategy, history: Iterable[CandleBatch]
+        cls, settings: Settings, strategy: Strategy, history: Sequence[CandleBatch]
     ) -> ShadowBook:
         notifier = Notifier()
         state = EngineState.fresh(settings, notifier, strategy.params, strategy)

@@ -59,9 +59,19 @@ def test_the_search_is_deterministic(settings: Settings, two_days: tuple[CandleB
     first = search(request)
     assert first.evaluated == 5
     assert search(request) == first
-    if first.params is not None:  # a proposal names its scores
-        assert "validation" in first.summary
-        assert StrategyParams.from_dict(first.params) != active(settings)
+    assert first.params is not None  # these two days and this seed give a proposal
+    assert "validation" in first.summary
+    assert StrategyParams.from_dict(first.params) != active(settings)
+
+
+def test_a_candidate_that_only_fits_the_past_fails_walk_forward_validation(
+    settings: Settings, two_days: tuple[CandleBatch, ...]
+) -> None:
+    # With this seed the best training score belongs to a candidate that loses to the active
+    # version on the last window, the one the ranking never saw.
+    result = search(SearchRequest(settings, active(settings).to_dict(), two_days, "3"))
+    assert result.params is None
+    assert "failed walk-forward validation" in result.summary
 
 
 def test_a_search_without_candidates_says_so(

@@ -34,20 +34,24 @@ async def test_every_replayed_day_runs_one_nightly_cycle(replay: Replay) -> None
     assert {"paper_test_started", "deployed", "rolled_back"} <= set(kinds), kinds
     for event in completed:
         assert event.data["decision_type"] in event.data["decisions"]
-    # the replay's market clock waits for each cycle: no step commits inside one
+    # Each cycle's events sit between its start and its completion, and the replay's market
+    # clock waits for the cycle: no step commits inside one.
+    cycle_events = {
+        EventName.PAPER_TEST_STARTED,
+        EventName.PAPER_TEST_COMPLETED,
+        EventName.STRATEGY_DEPLOYED,
+        EventName.STRATEGY_ROLLBACK,
+    }
     inside = False
     for event in events:
         if event.name is EventName.ORCHESTRATOR_CYCLE_STARTED:
+            assert not inside
             inside = True
         elif event.name is EventName.ORCHESTRATOR_CYCLE_COMPLETED:
+            assert inside
             inside = False
-        assert not (inside and event.name is EventName.SCAN_COMPLETE), event
-    # each cycle's events sit between its start and its completion, in the catalog's order
-    order = [
-        e.name for e in events if e.name.value.startswith(("orchestrator", "paper", "strategy"))
-    ]
-    assert order[0] is EventName.ORCHESTRATOR_CYCLE_STARTED
-    assert order[-1] is EventName.ORCHESTRATOR_CYCLE_COMPLETED
+        assert inside or event.name not in cycle_events, event
+        assert not inside or event.name is not EventName.SCAN_COMPLETE, event
 
 
 async def test_paper_tests_in_sql_match_their_events(replay: Replay) -> None:
@@ -66,10 +70,12 @@ async def test_paper_tests_in_sql_match_their_events(replay: Replay) -> None:
         row = tests[event.data["version"]]
         assert row.status == ("passed" if event.data["passed"] else "failed")
         assert row.results == event.data["results"]
-        assert row.completed_at == event.timestamp == row.ends_at
+        assert row.completed_at == event.timestamp
+        cancelled = row.results["reason"].startswith("cancelled")  # by a rollback, early
+        assert row.completed_at == row.ends_at or (cancelled and row.completed_at < row.ends_at)
         candidate = row.results["candidate"]
         edge = candidate["return_pct"] - row.results["active"]["return_pct"]
-        assert event.data["passed"] == (candidate["trades"] >= 1 and edge >= 0)
+        assert event.data["passed"] == (not cancelled and candidate["trades"] >= 1 and edge >= 0)
     running = [row for row in tests.values() if row.status == "running"]
     assert len(running) <= 1
 
@@ -129,3 +135,29 @@ async def test_ai_usage_is_published_without_an_ai_key(replay: Replay) -> None:
     assert today["by_model"] == {}
     assert today["budget_remaining"] == replay.settings.ai.daily_token_budget
     assert await sql_rows(replay, tables.ai_calls) == []
+
+
+async def test_a_rollback_cancels_the_paper_test_measured_against_the_rolled_back_version(
+    replay: Replay,
+) -> None:
+    events = await read_events(replay)
+    cycles: list[list[Event]] = []
+    for event in events:
+        if event.name is EventName.ORCHESTRATOR_CYCLE_STARTED:
+            cycles.append([])
+        elif cycles:
+            cycles[-1].append(event)
+    rollbacks = [c for c in cycles if any(e.name is EventName.STRATEGY_ROLLBACK for e in c)]
+    assert rollbacks
+    cancelled = 0
+    for cycle in rollbacks:
+        (rollback,) = named(cycle, EventName.STRATEGY_ROLLBACK)
+        assert not named(cycle, EventName.STRATEGY_DEPLOYED)  # no deploy over a fresh restore
+        for completed in named(cycle, EventName.PAPER_TEST_COMPLETED):
+            assert completed.data["passed"] is False
+            assert completed.data["results"]["reason"].startswith("cancelled")
+            cancelled += 1
+        for started in named(cycle, EventName.PAPER_TEST_STARTED):
+            # the new candidate is measured against the restored version
+            assert started.data["version"] != rollback.data["version"]
+    assert cancelled, "a rollback met a running paper test in these three weeks"

@@ -41,13 +41,13 @@ def brain_env(workdir: Path, backend: str, redis_url: str | None, prefix: str) -
         "TB_MARKET__REPLAY_DIR": str(REPLAY_DIR),
         "TB_MARKET__REPLAY_SPEED": "0",
         "TB_BRAIN__SNAPSHOT_INTERVAL": "0.05",
-        # The nightly cycle, small and quick: a short search, one-day paper tests, and guard
+        # The nightly cycle, small and quick: a short search, paper tests of a day or two, and guard
         # rails tight enough that a deploy in these three weeks gets rolled back.
         "TB_ORCHESTRATOR__CANDIDATE_BUDGET": "6",
         "TB_ORCHESTRATOR__LOOKBACK_DAYS": "3",
         "TB_ORCHESTRATOR__MIN_HISTORY_DAYS": "1",
         "TB_ORCHESTRATOR__TIER1_PAPER_DAYS": "1",
-        "TB_ORCHESTRATOR__TIER2_PAPER_DAYS": "1",
+        "TB_ORCHESTRATOR__TIER2_PAPER_DAYS": "2",
         "TB_ORCHESTRATOR__TIER3_PAPER_DAYS": "2",
         "TB_ORCHESTRATOR__ROLLBACK_MAX_LOSSES": "2",
     }
