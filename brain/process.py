@@ -163,9 +163,11 @@ async def _trade(
     wait_for_cycles = feed.name != "exchange"
     async for batch in _until(feed.batches(after=engine.checkpoint), stop):
         started = loop.time()
-        if await orchestrator.before_step(engine, batch, wait=wait_for_cycles):
+        if await orchestrator.before_step(engine, batch, wait=wait_for_cycles, stop=stop):
             result.cycle_seconds.append(loop.time() - started)
             started = loop.time()
+        if stop.is_set():
+            return  # the batch is not traded: a restart reads it again
         await engine.step(batch)  # never cancelled half-way: stop is checked between steps
         elapsed = loop.time() - started
         result.steps += 1

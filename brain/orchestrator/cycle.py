@@ -154,10 +154,14 @@ class Orchestrator:
 
     # --- the cycle --------------------------------------------------------------------------
 
-    async def before_step(self, engine: TradingEngine, batch: CandleBatch, *, wait: bool) -> bool:
+    async def before_step(
+        self, engine: TradingEngine, batch: CandleBatch, *, wait: bool, stop: asyncio.Event
+    ) -> bool:
         """Run the cycle when it is due, before ``batch`` is traded. ``wait``: the market
         clock waits for it (a replay, deterministic); else it runs beside the trading loop (a
-        live feed: trading goes on while the strategist thinks). True when it waited for one."""
+        live feed: trading goes on while the strategist thinks). True when it waited for one.
+        A stop request does not wait for the cycle: ``aclose`` cancels it, uncommitted, and the
+        caller must not trade ``batch`` (a restart runs the cycle again, then the batch)."""
         checkpoint = engine.checkpoint
         if checkpoint is None or batch.close_time <= checkpoint or not self.due(checkpoint):
             return False  # a restart's warm-up re-reads history: cycles run between live steps
@@ -167,7 +171,13 @@ class Orchestrator:
         if not wait:
             self._running.add_done_callback(_report_failure)
             return False
-        await self._running
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([self._running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if self._running.done():
+            self._running.result()  # a failure is raised here
         return True
 
     async def aclose(self) -> None:

@@ -5,6 +5,7 @@ restarted brain ends exactly where a run that never crashed ends."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import signal
 import uuid
 from collections import Counter
@@ -129,3 +130,33 @@ async def test_a_brain_killed_mid_cycle_never_half_deploys(
         EventName.PAPER_TEST_COMPLETED,
     ):
         assert counts[name] == reference_counts[name], name
+
+
+async def test_a_stop_request_does_not_wait_for_a_long_cycle(tmp_path: Path) -> None:
+    """A search that would take minutes is cancelled by a stop (its worker killed, nothing of
+    the cycle committed but its announcement); the next start runs the cycle again."""
+    data = first_days(tmp_path / "market", 3)
+    env = settings_env(tmp_path, data, "sqlite", None)
+    slow = load_settings(
+        env={**env, "TB_ORCHESTRATOR__CANDIDATE_BUDGET": "100000"}, dotenv_path=None
+    )
+    run = Replay("sqlite", slow, tmp_path, None)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    brain = asyncio.create_task(run_brain(slow, stop, exit_at_end=True))
+
+    async def searching() -> bool:
+        return (await cycle_counts(run))[EventName.ORCHESTRATOR_CYCLE_STARTED] == 2
+
+    await async_wait_until(searching, 60, "the second cycle (the first with a search)")
+    stop.set()
+    await asyncio.wait_for(brain, 15)  # not the minutes the search would take
+    assert not multiprocessing.active_children(), "the search's worker is gone"
+    counts = await cycle_counts(run)
+    assert counts[EventName.ORCHESTRATOR_CYCLE_COMPLETED] == 1
+    assert counts[EventName.SYSTEM_SHUTDOWN] == 1
+
+    quick = load_settings(env=env, dotenv_path=None)
+    await run_brain(quick, asyncio.Event(), exit_at_end=True)
+    counts = await cycle_counts(run)
+    assert counts[EventName.ORCHESTRATOR_CYCLE_STARTED] == 3  # the second not announced again
+    assert counts[EventName.ORCHESTRATOR_CYCLE_COMPLETED] == 3
