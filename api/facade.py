@@ -17,10 +17,11 @@ from typing import Any
 from api.errors import ApiError, ErrorCode, brain_unavailable
 from api.history import HistoryReader
 from api.history_cache import EncodedList
-from api.liveness import heartbeat_age, system_view
+from api.liveness import system_view
 from api.params import HistoryQuery, PerformanceQuery
 from api.responses import RawJson
 from api.snapshots import CachedSnapshot, SnapshotCache
+from shared.heartbeat import heartbeat_age
 from shared.store.base import SnapshotName, Store, StoreError
 from shared.timeutil import utc_now
 

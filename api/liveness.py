@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shared.timeutil import parse_iso
+from shared.heartbeat import heartbeat_age
+from shared.timeutil import read_iso
 
 RUNNING = "running"
 STALE = "stale"
@@ -22,23 +23,6 @@ STOPPED = "stopped"
 # The plan's fields of /v1/system, in its order, then what this API adds.
 _PASSED_THROUGH = ("mode", "version", "started_at", "last_scan", "paused", "halted", "halt_reason")
 _EXTRA = ("feed", "market_time")
-
-
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_iso(value)
-    except (ValueError, OverflowError):
-        return None
-
-
-def heartbeat_age(heartbeat: Mapping[str, Any] | None, now: datetime) -> float | None:
-    """Seconds since the brain's last heartbeat (None when there is none, or it is unreadable)."""
-    beat = _moment(heartbeat.get("at")) if heartbeat is not None else None
-    if beat is None:
-        return None
-    return max(0.0, (now - beat).total_seconds())
 
 
 def liveness(system: Mapping[str, Any], age: float | None, stale_after: float) -> str:
@@ -58,7 +42,7 @@ def system_view(
     """The /v1/system document of a system snapshot and a heartbeat, at ``now``."""
     age = heartbeat_age(heartbeat, now)
     status = liveness(system, age, stale_after)
-    started = _moment(system.get("started_at"))
+    started = read_iso(system.get("started_at"))
     uptime = None
     if status != STOPPED and started is not None:
         uptime = max(0, int((now - started).total_seconds()))

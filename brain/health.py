@@ -14,17 +14,18 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from shared.cli import Command
 from shared.config import load_settings
+from shared.heartbeat import heartbeat_age
 from shared.logs import configure_logging
 from shared.settings import Settings
 from shared.store.base import SnapshotName, StoreError
 from shared.store.factory import open_store
-from shared.timeutil import parse_iso, utc_now
+from shared.timeutil import utc_now
 
 HEALTHY = 0
 UNHEALTHY = 1
@@ -45,14 +46,9 @@ def judge_heartbeat(heartbeat: Any, now: datetime, stale_after: float) -> Health
     """Whether a heartbeat document (None: there is none) is at most ``stale_after`` s old."""
     if heartbeat is None:
         return HealthReport(False, "no heartbeat: the brain has not started, or not on this store")
-    at = heartbeat.get("at") if isinstance(heartbeat, Mapping) else None
-    try:
-        beat = parse_iso(at) if isinstance(at, str) else None
-    except (ValueError, OverflowError):
-        beat = None
-    if beat is None:
+    age = heartbeat_age(heartbeat, now)
+    if age is None:
         return HealthReport(False, f"heartbeat unreadable: {heartbeat!r:.80}")
-    age = max(0.0, (now - beat).total_seconds())  # a clock ahead of ours counts as fresh
     if age > stale_after:
         return HealthReport(
             False, f"heartbeat stale: {age:.1f} s old (stale after {stale_after:g} s)"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.heartbeat import heartbeat_document
 from shared.store.base import SnapshotName, SnapshotStore, StoreUnavailable
-from shared.timeutil import to_iso, utc_now
+from shared.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,7 @@ class Heartbeat:
         self._market_time = market_time
 
     def document(self) -> dict[str, Any]:
-        market_time = self._market_time()
-        return {
-            "at": to_iso(utc_now()),
-            "pid": os.getpid(),
-            "market_time": to_iso(market_time) if market_time else None,
-        }
+        return heartbeat_document(utc_now(), self._market_time())
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -34,6 +34,17 @@ def parse_iso(text: str) -> datetime:
     return to_utc(parsed)
 
 
+def read_iso(value: object) -> datetime | None:
+    """``parse_iso`` for a value read from a document someone else wrote: None unless it is
+    a readable ISO 8601 text."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except (ValueError, OverflowError):
+        return None
+
+
 def parse_date(text: str) -> date:
     """Parse an ISO 8601 calendar date (YYYY-MM-DD)."""
     try:

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from shared.timeutil import parse_date, parse_iso, to_iso, utc_now
+from shared.timeutil import parse_date, parse_iso, read_iso, to_iso, utc_now
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,9 @@ def test_bad_dates_raise_value_error_quoting_the_text(text: str) -> None:
 
 def test_parse_date() -> None:
     assert parse_date("2026-02-08") == date(2026, 2, 8)
+
+
+def test_read_iso_gives_none_for_anything_unreadable() -> None:
+    assert read_iso("2024-08-05T15:30:00Z") == datetime(2024, 8, 5, 15, 30, tzinfo=UTC)
+    for value in (None, 42, "", "yesterday", "9999-99-99T00:00:00Z", ["2024-08-05"]):
+        assert read_iso(value) is None, value

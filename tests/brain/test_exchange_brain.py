@@ -15,10 +15,12 @@ import pytest
 
 from brain.engine import TradingEngine
 from brain.feeds import ExchangeFeed
+from brain.feeds.base import FeedCallback
 from brain.models import CandleBatch
 from brain.process import run_brain
 from shared.config import load_settings
 from shared.events import EventName
+from shared.settings import Settings
 from shared.store.base import LOG_START
 from shared.store.factory import open_store
 from tests.support.messages_api import HANG, MessagesApiServer
@@ -40,14 +42,38 @@ async def exchange() -> AsyncIterator[FakeBinance]:
     await fake.stop()
 
 
+def exchange_settings(tmp_path: Path, **env: str) -> Settings:
+    """A test brain's settings on the exchange feed, with ``env`` laid over them."""
+    base = brain_env(tmp_path, "sqlite", None, f"tbtest:{uuid.uuid4().hex[:8]}")
+    settings = load_settings(env={**base, **env}, dotenv_path=None)
+    market = dataclasses.replace(settings.market, feed="exchange", symbols=SYMBOLS)
+    return dataclasses.replace(settings, market=market)
+
+
+def exchange_feed(
+    exchange: FakeBinance, lost_after: float, on_lost: FeedCallback, on_recovered: FeedCallback
+) -> ExchangeFeed:
+    """ccxt's binance client on the local exchange, polling fast, warming up on 300 candles
+    (2024-08-01 08:25 to 2024-08-02 09:20)."""
+    return ExchangeFeed(
+        "binance",
+        SYMBOLS,
+        "5m",
+        poll_interval=0.05,
+        retry_max=0.2,
+        lost_after=lost_after,
+        on_lost=on_lost,
+        on_recovered=on_recovered,
+        exchange_factory=binance_at(exchange),
+        history=300,
+        clock=exchange.clock,
+    )
+
+
 async def test_an_exchange_outage_is_reported_and_trading_goes_on(
     exchange: FakeBinance, tmp_path: Path
 ) -> None:
-    env = brain_env(tmp_path, "sqlite", None, f"tbtest:{uuid.uuid4().hex[:8]}")
-    settings = load_settings(env=env, dotenv_path=None)
-    settings = dataclasses.replace(
-        settings, market=dataclasses.replace(settings.market, feed="exchange", symbols=SYMBOLS)
-    )
+    settings = exchange_settings(tmp_path)
     engines: list[TradingEngine] = []
     steps: list[CandleBatch] = []
 
@@ -57,19 +83,7 @@ async def test_an_exchange_outage_is_reported_and_trading_goes_on(
     async def recovered() -> None:
         await engines[0].feed_recovered()
 
-    feed = ExchangeFeed(
-        "binance",
-        SYMBOLS,
-        "5m",
-        poll_interval=0.05,
-        retry_max=0.2,
-        lost_after=0.3,
-        on_lost=lost,
-        on_recovered=recovered,
-        exchange_factory=binance_at(exchange),
-        history=300,
-        clock=exchange.clock,
-    )
+    feed = exchange_feed(exchange, 0.3, lost, recovered)
 
     def observe(engine: TradingEngine, batch: CandleBatch, _elapsed: float) -> None:
         if not engines:
@@ -114,30 +128,14 @@ async def test_on_a_live_feed_the_nightly_cycle_runs_beside_trading(
     trading (steps commit between the cycle's start and its end), then the cycle completes."""
     async with MessagesApiServer(api_key="sk-ant-test") as ai:
         ai.push(HANG)
-        env = {
-            **brain_env(tmp_path, "sqlite", None, f"tbtest:{uuid.uuid4().hex[:8]}"),
-            "ANTHROPIC_API_KEY": "sk-ant-test",
-            "TB_AI__BASE_URL": ai.base_url,
-            "TB_AI__TIMEOUT": "2",
-            "TB_AI__MAX_RETRIES": "0",
-        }
-        settings = load_settings(env=env, dotenv_path=None)
-        settings = dataclasses.replace(
-            settings, market=dataclasses.replace(settings.market, feed="exchange", symbols=SYMBOLS)
+        settings = exchange_settings(
+            tmp_path,
+            ANTHROPIC_API_KEY="sk-ant-test",
+            TB_AI__BASE_URL=ai.base_url,
+            TB_AI__TIMEOUT="2",
+            TB_AI__MAX_RETRIES="0",
         )
-        feed = ExchangeFeed(
-            "binance",
-            SYMBOLS,
-            "5m",
-            poll_interval=0.05,
-            retry_max=0.2,
-            lost_after=30.0,
-            on_lost=_unobserved,
-            on_recovered=_unobserved,
-            exchange_factory=binance_at(exchange),
-            history=300,  # 2024-08-01 08:25 to 2024-08-02 09:20: the 01:00 cycle falls inside
-            clock=exchange.clock,
-        )
+        feed = exchange_feed(exchange, 30.0, _unobserved, _unobserved)  # the 01:00 cycle inside
         stop = asyncio.Event()
         brain = asyncio.create_task(run_brain(settings, stop, feed=feed))
         store = await open_store(settings, read_only=True)
