@@ -23,7 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import free_port, pinned  # bench/ is the script's folder
+from _common import (  # bench/ is the script's folder
+    HOST,
+    core_pair,
+    free_port,
+    pinned,
+    server,
+    tradingbrain_script,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -35,7 +42,7 @@ async def wait_for_portfolio(port: int, key: str, seconds: float = 30.0) -> None
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection(HOST, port)
             writer.write(f"{request}Connection: close\r\n\r\n".encode())
             answer = await reader.read()
             writer.close()
@@ -65,7 +72,7 @@ class FixedRateLoad:
         await asyncio.gather(*(self._connection(i, stop) for i in range(self._connections)))
 
     async def _connection(self, index: int, stop: asyncio.Event) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self._port)
+        reader, writer = await asyncio.open_connection(HOST, self._port)
         loop = asyncio.get_running_loop()
         next_at = loop.time() + index * self._period / self._connections
         try:
@@ -88,15 +95,18 @@ class FixedRateLoad:
             writer.close()
 
 
-def replay_on(core: str, workdir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def replay_on(core: int, workdir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        pinned(int(core), [str(BIN / "python"), "bench/replay.py", "--backend", "sqlite",
-                           "--workdir", str(workdir), "--json"]),
+        pinned(core, [str(BIN / "python"), "bench/replay.py", "--backend", "sqlite",
+                      "--workdir", str(workdir), "--json"]),
         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
-async def scenario(loaded: bool, rate: float, connections: int) -> dict[str, float]:
+async def scenario(
+    loaded: bool, rate: float, connections: int, cores: tuple[int, int]
+) -> dict[str, float]:
+    brain_core, api_core = cores
     workdir = Path(tempfile.mkdtemp(prefix="tb-bench-isolation-"))
     key = secrets.token_urlsafe(32)
     port = free_port()
@@ -106,24 +116,22 @@ async def scenario(loaded: bool, rate: float, connections: int) -> dict[str, flo
         "TB_STORE__SQLITE_PATH": str(workdir / "state.db"),
         "TB_DATABASE__SQLITE_PATH": str(workdir / "history.db"),
         "TB_API__PORT": str(port),
-        "TB_API__HOST": "127.0.0.1",
+        "TB_API__HOST": HOST,
     }
-    api = subprocess.Popen(
-        pinned(1, [str(BIN / "tradingbrain"), "api"]),
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    api = pinned(api_core, [tradingbrain_script(), "api"])
     try:
-        brain = replay_on("0", workdir, env)
-        await wait_for_portfolio(port, key)  # the load starts once there is a brain to serve
-        stop = asyncio.Event()
-        load = FixedRateLoad(port, key, rate, connections)
-        started = time.monotonic()
-        generator = asyncio.create_task(load.run(stop)) if loaded else None
-        out, _ = await asyncio.to_thread(brain.communicate)
-        stop.set()
-        if generator is not None:
-            await generator
-        elapsed = time.monotonic() - started
+        with server(api, env, f"http://{HOST}:{port}/", workdir / "api.log", stop_timeout=20):
+            brain = replay_on(brain_core, workdir, env)
+            await wait_for_portfolio(port, key)  # the load starts once there is a brain to serve
+            stop = asyncio.Event()
+            load = FixedRateLoad(port, key, rate, connections)
+            started = time.monotonic()
+            generator = asyncio.create_task(load.run(stop)) if loaded else None
+            out, _ = await asyncio.to_thread(brain.communicate)
+            stop.set()
+            if generator is not None:
+                await generator
+            elapsed = time.monotonic() - started
         figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])
         figures.pop("backend", None)
         if loaded:
@@ -133,8 +141,6 @@ async def scenario(loaded: bool, rate: float, connections: int) -> dict[str, flo
             figures["api_errors"] = float(load.errors)
         return figures
     finally:
-        api.terminate()
-        api.wait(timeout=20)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -143,10 +149,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
+    cores = core_pair()
+    if cores is None:
         sys.exit("needs two cores and taskset")
-    quiet = asyncio.run(scenario(False, args.rate, args.connections))
-    loaded = asyncio.run(scenario(True, args.rate, args.connections))
+    quiet = asyncio.run(scenario(False, args.rate, args.connections, cores))
+    loaded = asyncio.run(scenario(True, args.rate, args.connections, cores))
     for name, figures in (("no API load", quiet), (f"API at {args.rate:.0f} req/s", loaded)):
         line = "  ".join(f"{key}={value:,.2f}" for key, value in figures.items())
         print(f"{name:22s} {line}")

@@ -16,14 +16,13 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from _common import cpu_model, delete_prefix  # bench/ is the script's folder
+from _common import delete_prefix, machine  # bench/ is the script's folder
 
 from brain.process import run_brain
 from shared.config import load_settings
@@ -84,7 +83,7 @@ def main() -> None:
     backends = ["sqlite", "redis"] if args.backend == "both" else [args.backend]
     cycles = not args.no_orchestrator
     if not args.json:
-        print(f"nproc={os.cpu_count()}  cpu={cpu_model()}  python={platform.python_version()}")
+        print("  ".join(f"{key}={value}" for key, value in machine().items()))
     for backend in backends:
         if args.workdir is not None:
             figures = asyncio.run(replay(backend, args.workdir, redis_url, orchestrator=cycles))

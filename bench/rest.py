@@ -15,20 +15,18 @@ In one run, each for ``--duration`` seconds after a 2 s warm-up (1 and 2 alterna
 
 With 2 or more cores the server is pinned to core 0 and wrk to core 1 (taskset), so the load
 generator does not steal the server's CPU. Loopback only; temporary files are removed after.
-wrk comes from Debian (``apt-get install wrk``); see docs/benchmarks-api.md for figures.
+wrk comes from Debian (``apt-get install wrk``); see docs/benchmarks.md for figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import json
 import os
-import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,7 +37,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import insert
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -49,7 +46,17 @@ from starlette.routing import Route
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import cpu_model, delete_prefix, free_port, pinned  # noqa: E402 - bench/ is the script's folder
+from _common import (  # noqa: E402 - bench/ is the script's folder
+    HOST,
+    api_env,
+    core_pair,
+    delete_store_keys,
+    free_port,
+    machine,
+    pinned,
+    server,
+    tradingbrain_script,
+)
 
 from shared import jsonutil  # noqa: E402
 from shared.config import load_settings  # noqa: E402
@@ -57,9 +64,8 @@ from shared.db.engine import create_engine  # noqa: E402
 from shared.db.migrate import upgrade  # noqa: E402
 from shared.db.tables import trades  # noqa: E402
 from shared.store.base import SnapshotName  # noqa: E402
-from shared.store.factory import DEFAULT_REDIS_URL, open_store  # noqa: E402
+from shared.store.factory import open_store  # noqa: E402
 
-HOST = "127.0.0.1"
 KEY = "bench-" + uuid.uuid4().hex
 WARMUP = 2.0
 PORTFOLIO = {
@@ -144,37 +150,7 @@ async def prepare(env: dict[str, str], trade_count: int) -> None:
         await store.close()
 
 
-async def cleanup_redis(env: dict[str, str]) -> None:
-    await delete_prefix(env["REDIS_URL"], env["TB_STORE__KEY_PREFIX"])
-
-
-# Servers and load ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def server(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=output, stderr=output)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                headers = {"Authorization": f"Bearer {KEY}"}
-                if httpx.get(ready_url, headers=headers, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+# Load ----------------------------------------------------------------------------------------
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -241,7 +217,8 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return ordered[len(ordered) // 2]
 
 
-def machine() -> dict[str, Any]:
+def versions() -> dict[str, str]:
+    """uvicorn's (with its HTTP parser and event loop) and wrk's."""
     import uvicorn
 
     try:
@@ -258,9 +235,6 @@ def machine() -> dict[str, Any]:
         loop = "asyncio"
     version = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
         "uvicorn": f"{uvicorn.__version__} ({http}, {loop})",
         "wrk": (version.stdout or version.stderr).split("[")[0].strip(),
     }
@@ -269,25 +243,18 @@ def machine() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    cores = os.cpu_count() or 1
-    server_core, wrk_core = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
-    results: dict[str, Any] = {"machine": machine(), "settings": vars(args).copy()}
+    server_core, wrk_core = core_pair() or (None, None)
+    results: dict[str, Any] = {"machine": machine(**versions()), "settings": vars(args).copy()}
     auth = {"Authorization": f"Bearer {KEY}"}
     with tempfile.TemporaryDirectory(prefix="tb-bench-rest-") as tmp:
         work = Path(tmp)
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "LANG": "C.UTF-8",
-            "API_KEY": KEY,
-            "TB_STORE__BACKEND": args.backend,
-            "TB_STORE__SQLITE_PATH": str(work / "state.db"),
-            "TB_STORE__KEY_PREFIX": f"tbbench:{uuid.uuid4().hex[:8]}",
-            "DATABASE_URL": os.environ.get("DATABASE_URL")
-            or f"sqlite+aiosqlite:///{work / 'history.db'}",
-            "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        }
-        if "PYTHONPATH" in os.environ:  # e.g. httptools from a --target install
-            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        env = api_env(
+            work,
+            args.backend,
+            KEY,
+            database_url=os.environ.get("DATABASE_URL"),
+            pythonpath=os.environ.get("PYTHONPATH"),  # e.g. httptools from a --target install
+        )
         for name in ("DATABASE_URL", "REDIS_URL"):
             if not re.search(r"@?(127\.0\.0\.1|localhost|\[::1\])[:/]", env[name]) and not env[
                 name
@@ -301,19 +268,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base = f"http://{HOST}:{free_port()}"
         bare = [sys.executable, "-m", "uvicorn", "--factory", "bench.rest:bare_app", "--host"]
         bare += [HOST, "--port", bare_base.rsplit(":", 1)[1], "--no-access-log"]
-        script = shutil.which("tradingbrain", path=os.path.dirname(sys.executable))
-        if script is None:
-            raise SystemExit("the tradingbrain script is not installed (pip install -e .)")
-        api = [script, "api", "--host", HOST, "--port", base.rsplit(":", 1)[1], "--workers", "1"]
+        bare += ["--app-dir", str(Path(__file__).resolve().parent)]  # where _common is
+        api = [tradingbrain_script(), "api", "--host", HOST, "--port", base.rsplit(":", 1)[1]]
+        api += ["--workers", "1"]
         lua = work / "distinct_until.lua"
         lua.write_text(DISTINCT_UNTIL_LUA)
         try:
             # Both servers idle on the same core; only one is under load at a time. Bare and
             # /v1/portfolio alternate for --rounds rounds, so drift in a shared CPU's speed
             # hits both alike; each figure is the median round (by req/s).
+            serve = functools.partial(server, headers=auth, status=200)  # ready: 200 with the key
             with (
-                server(pinned(server_core, bare), env, f"{bare_base}/bare", work / "bare.log"),
-                server(pinned(server_core, api), env, f"{base}/v1/portfolio", work / "api.log"),
+                serve(pinned(server_core, bare), env, f"{bare_base}/bare", work / "bare.log"),
+                serve(pinned(server_core, api), env, f"{base}/v1/portfolio", work / "api.log"),
             ):
                 rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "portfolio": []}
                 for _ in range(args.rounds):
@@ -340,7 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
         finally:
             if args.backend == "redis":
-                asyncio.run(cleanup_redis(env))
+                asyncio.run(delete_store_keys(env))
     results["portfolio_vs_bare"] = round(
         results["portfolio"]["requests_per_s"] / results["bare"]["requests_per_s"], 3
     )

@@ -17,7 +17,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import sqlite3
 import statistics
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
-from _common import cpu_model, delete_prefix  # bench/ is the script's folder
+from _common import delete_prefix, machine  # bench/ is the script's folder
 from redis.utils import HIREDIS_AVAILABLE
 
 from shared import jsonutil
@@ -282,17 +281,6 @@ async def bench_backend(backend: str, n: int, tmp: Path) -> Results:
     return out
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "hiredis": HIREDIS_AVAILABLE,
-        "poll_interval": load_settings(dotenv_path=None).store.poll_interval,
-    }
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "redis", "both"], default="both")
@@ -304,7 +292,12 @@ async def main() -> None:
     host = urlparse(REDIS_URL).hostname
     if "redis" in backends and host not in (None, "localhost", "127.0.0.1", "::1"):
         raise SystemExit(f"REDIS_URL must be a loopback address for this benchmark, not {host}")
-    header = machine() | await redis_info()
+    header = machine(
+        sqlite=sqlite3.sqlite_version,
+        hiredis=HIREDIS_AVAILABLE,
+        poll_interval=load_settings(dotenv_path=None).store.poll_interval,
+        **await redis_info(),
+    )
     if "redis" in backends and header["redis_version"].startswith("unreachable"):
         if args.backend == "redis":
             raise SystemExit(f"redis at {REDIS_URL} is {header['redis_version']}")

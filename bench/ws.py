@@ -34,27 +34,32 @@ import contextlib
 import gc
 import json
 import os
-import platform
-import shutil
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import cpu_model, delete_prefix, free_port, pinned  # noqa: E402 - bench/ is the script's folder
+from _common import (  # noqa: E402 - bench/ is the script's folder
+    HOST,
+    api_env,
+    core_pair,
+    delete_store_keys,
+    free_port,
+    machine,
+    pinned,
+    server,
+    tradingbrain_script,
+)
 
 from api.events_hub import EventHub, Subscription  # noqa: E402
 from api.events_protocol import StreamFilter  # noqa: E402
@@ -64,10 +69,9 @@ from shared.db.engine import create_engine  # noqa: E402
 from shared.db.migrate import upgrade  # noqa: E402
 from shared.events import Event, EventName  # noqa: E402
 from shared.store.base import Store  # noqa: E402
-from shared.store.factory import DEFAULT_REDIS_URL, open_store  # noqa: E402
+from shared.store.factory import open_store  # noqa: E402
 from shared.timeutil import utc_now  # noqa: E402
 
-HOST = "127.0.0.1"
 KEY = "bench-" + uuid.uuid4().hex
 CONNECT_CONCURRENCY = 100
 DRAIN_TIMEOUT = 20.0  # seconds the clients may take to receive the last event produced
@@ -406,30 +410,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
-@contextlib.contextmanager
-def server(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
-    """Start a server process; yields its pid once it answers HTTP on ``port``."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=output, stderr=output)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://{HOST}:{port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def served(
+    command: list[str], env: dict[str, str], port: int, log: Path
+) -> contextlib.AbstractContextManager[int]:
+    """``server`` for this benchmark: ready once it answers HTTP on ``port`` at all; 30 s to
+    stop, as it may be sending to many clients."""
+    return server(command, env, f"http://{HOST}:{port}/", log, stop_timeout=30)
 
 
 async def scenario(
@@ -446,7 +432,7 @@ async def scenario(
 ) -> dict[str, Any]:
     server_core, client_core = cores
     port = int(command[command.index("--port") + 1])
-    with server(pinned(server_core, command), env, port, log) as pid:
+    with served(pinned(server_core, command), env, port, log) as pid:
         fleet_command = [sys.executable, __file__, "_clients", "--port", str(port)]
         fleet_command += ["--clients", str(clients)] + (["--key", key] if key else [])
         fleet = await asyncio.create_subprocess_exec(
@@ -508,50 +494,28 @@ async def prepare(env: dict[str, str]) -> None:
         await engine.dispose()
 
 
-async def cleanup_redis(env: dict[str, str]) -> None:
-    await delete_prefix(env["REDIS_URL"], env["TB_STORE__KEY_PREFIX"])
-
-
-def machine() -> dict[str, Any]:
+def versions() -> dict[str, str]:
+    """uvicorn's and websockets'."""
     from importlib.metadata import version
 
     import uvicorn
 
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "uvicorn": uvicorn.__version__,
-        "websockets": version("websockets"),
-    }
+    return {"uvicorn": uvicorn.__version__, "websockets": version("websockets")}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    cores = os.cpu_count() or 1
-    server_core, client_core = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
+    server_core, client_core = core_pair() or (None, None)
     if client_core is not None:  # the producer runs beside the clients, not the server
         os.sched_setaffinity(0, {client_core})
-    results: dict[str, Any] = {"machine": machine(), "settings": vars(args).copy()}
+    results: dict[str, Any] = {"machine": machine(**versions()), "settings": vars(args).copy()}
     results["load_before"] = [round(load, 2) for load in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="tb-bench-ws-") as tmp:
         work = Path(tmp)
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "LANG": "C.UTF-8",
-            "API_KEY": KEY,
-            "TB_STORE__BACKEND": args.backend,
-            "TB_STORE__SQLITE_PATH": str(work / "state.db"),
-            "TB_STORE__KEY_PREFIX": f"tbbench:{uuid.uuid4().hex[:8]}",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{work / 'history.db'}",
-            "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-            "PYTHONPATH": str(REPO),
-        }
+        env = api_env(work, args.backend, KEY, pythonpath=str(REPO))
         await prepare(env)
         settings = load_settings(env=env, dotenv_path=None)
         store = await open_store(settings)
-        script = shutil.which("tradingbrain", path=os.path.dirname(sys.executable))
-        if script is None:
-            raise SystemExit("the tradingbrain script is not installed (pip install -e .)")
+        script = tradingbrain_script()
         try:
             for spec in args.scenarios.split(","):
                 clients, rate = (int(part) for part in spec.split("x"))
@@ -585,12 +549,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.catch_up:
                 port = free_port()
                 command = [script, "api", "--host", HOST, "--port", str(port)]
-                with server(pinned(server_core, command), env, port, work / "catch-up.log"):
+                with served(pinned(server_core, command), env, port, work / "catch-up.log"):
                     results["catch_up_s"] = await catch_up(store, port, args.catch_up)
         finally:
             await store.close()
             if args.backend == "redis":
-                await cleanup_redis(env)
+                await delete_store_keys(env)
     return results
 
 
