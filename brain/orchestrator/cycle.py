@@ -71,8 +71,9 @@ class Plan:
     rollback: tuple[str, str, StrategyParams] | None = None  # reason, version, its params
     verdict: tuple[PaperTest, bool, dict[str, Any]] | None = None
     benchmarks: dict[str, Any] = field(default_factory=dict)
+    waiting: bool = False  # a paper test is still running: no new candidate
     proposal: Proposal | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why no candidate came, for the summary
 
 
 class Orchestrator:
@@ -102,7 +103,6 @@ class Orchestrator:
         self._records = records.StrategyRecords(None, [], None)
         self._ai_doc: dict[str, Any] = {}
         self._running: asyncio.Task[str] | None = None
-        self.cycles = 0
 
     # --- the step companion -----------------------------------------------------------------
 
@@ -215,12 +215,11 @@ class Orchestrator:
                 await engine.commit_changes(Step(plan.moment, None))
             history = engine.history()
         if plan.verdict is None and self._paper is not None:
-            plan.notes.append("paper_test_running")
+            plan.waiting = True
         else:
             plan.proposal = await self._propose(plan, history)
         async with engine.exclusive():
             decision = await self._apply(engine, plan)
-        self.cycles += 1
         return decision
 
     async def _decide(self, engine: TradingEngine) -> Plan:
@@ -330,10 +329,11 @@ class Orchestrator:
             history = engine.history()
             statements += self._start_paper_test(plan.proposal, current, history, moment)
             decisions.append("paper_test_started")
-        decisions += [note for note in plan.notes if note == "paper_test_running"]
+        if plan.waiting:
+            decisions.append("paper_test_running")
         decisions = decisions or ["no_change"]
         decision = min(decisions, key=DECISION_ORDER.index)
-        summary = "; ".join([*decisions, *(n for n in plan.notes if n != "paper_test_running")])
+        summary = "; ".join([*decisions, *plan.notes])
         self._next_cycle = self._cycle_after(moment)
         self._notifier.orchestrator_cycle_completed(decision, decisions, summary)
         log.info("nightly cycle at %s: %s", to_iso(moment), summary)
