@@ -48,7 +48,7 @@ async def test_system_goes_running_then_stale_then_stopped(
             assert running["heartbeat_at"] is not None
 
         stale = await wait_for_data(get, lambda d: d["status"] == "stale", "stale")
-        assert stale["heartbeat_age_seconds"] > STALE_AFTER
+        assert stale["heartbeat_age_seconds"] >= STALE_AFTER  # past it, rounded to 1 ms
         assert stale["uptime_seconds"] >= running["uptime_seconds"]
 
         async with beating(store):  # the brain comes back: running again
