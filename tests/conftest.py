@@ -66,6 +66,16 @@ def real_redis_url(redis_url: str | None) -> str:
 
 
 @pytest.fixture
+def redis_server(tmp_path: Path, real_redis_url: str) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (append-only file on), for tests that kill it and
+    start it again; ``real_redis_url`` says redis-server is there to be run."""
+    server = RedisServer(tmp_path / "redis", appendonly=True)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
 def key_prefix(redis_url: str | None) -> Iterator[str]:
     """A Redis key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"tbtest:{uuid.uuid4().hex[:12]}"

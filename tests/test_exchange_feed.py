@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from brain.feeds import ExchangeFeed, FeedError
+from brain.feeds.base import FeedCallback
 from brain.models import CandleBatch
 from tests.support.ohlcv_server import FakeBinance, candle_values, to_ms
 from tests.support.services import async_wait_until
@@ -94,6 +95,36 @@ class Consumer:
         await async_wait_until(arrived, timeout, f"{count} batches (have {len(self.received)})")
 
 
+async def _never() -> None:
+    raise AssertionError("not expected here")
+
+
+def local_feed(
+    server: FakeBinance,
+    *,
+    symbols: tuple[str, ...] = SYMBOLS,
+    timeframe: str = "5m",
+    lost_after: float = LOST_AFTER,
+    on_lost: FeedCallback = _never,
+    on_recovered: FeedCallback = _never,
+    history: int = 300,
+) -> ExchangeFeed:
+    """ccxt's binance client on the local exchange (``binance_at``), polling fast, on its clock."""
+    return ExchangeFeed(
+        "binance",
+        symbols,
+        timeframe,
+        poll_interval=POLL,
+        retry_max=RETRY_MAX,
+        lost_after=lost_after,
+        on_lost=on_lost,
+        on_recovered=on_recovered,
+        exchange_factory=binance_at(server),
+        history=history,
+        clock=server.clock,
+    )
+
+
 @contextlib.asynccontextmanager
 async def consuming(server: FakeBinance, history: int = 300) -> AsyncIterator[Consumer]:
     consumer: Consumer | None = None
@@ -106,19 +137,7 @@ async def consuming(server: FakeBinance, history: int = 300) -> AsyncIterator[Co
         assert consumer is not None
         await consumer.on_recovered()
 
-    feed = ExchangeFeed(
-        "binance",
-        SYMBOLS,
-        "5m",
-        poll_interval=POLL,
-        retry_max=RETRY_MAX,
-        lost_after=LOST_AFTER,
-        on_lost=on_lost,
-        on_recovered=on_recovered,
-        exchange_factory=binance_at(server),
-        history=history,
-        clock=server.clock,
-    )
+    feed = local_feed(server, on_lost=on_lost, on_recovered=on_recovered, history=history)
     consumer = Consumer(feed, server.clock)
     task = asyncio.create_task(consumer.run())
     try:
@@ -282,18 +301,7 @@ async def test_a_late_symbol_holds_its_batch_one_poll_then_it_goes_without(
 
 
 async def test_an_unknown_symbol_is_a_feed_error(server: FakeBinance) -> None:
-    feed = ExchangeFeed(
-        "binance",
-        ("BTC/USDT", "NOPE/USDT"),
-        "5m",
-        poll_interval=POLL,
-        retry_max=RETRY_MAX,
-        lost_after=LOST_AFTER,
-        on_lost=_never,
-        on_recovered=_never,
-        exchange_factory=binance_at(server),
-        clock=server.clock,
-    )
+    feed = local_feed(server, symbols=("BTC/USDT", "NOPE/USDT"))
     try:
         with pytest.raises(FeedError, match=r"market\.symbols.*NOPE/USDT"):
             async for _ in feed.batches():
@@ -304,17 +312,7 @@ async def test_an_unknown_symbol_is_a_feed_error(server: FakeBinance) -> None:
 
 async def test_an_unknown_timeframe_or_exchange_is_a_feed_error(server: FakeBinance) -> None:
     with pytest.raises(FeedError, match=r"timeframe '7m'"):
-        ExchangeFeed(
-            "binance",
-            SYMBOLS,
-            "7m",
-            poll_interval=POLL,
-            retry_max=RETRY_MAX,
-            lost_after=LOST_AFTER,
-            on_lost=_never,
-            on_recovered=_never,
-            exchange_factory=binance_at(server),
-        )
+        local_feed(server, timeframe="7m")
     with pytest.raises(FeedError, match=r"market\.exchange.*nosuchexchange"):
         ExchangeFeed(
             "nosuchexchange",
@@ -326,7 +324,3 @@ async def test_an_unknown_timeframe_or_exchange_is_a_feed_error(server: FakeBina
             on_lost=_never,
             on_recovered=_never,
         )
-
-
-async def _never() -> None:
-    raise AssertionError("not expected here")

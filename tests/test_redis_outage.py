@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from tests.support.services import RedisServer, async_wait_until
 pytestmark = [pytest.mark.real_redis, pytest.mark.slow]
 
 EVENTS = 900
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path, real_redis_url: str) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendonly=True)
-    server.start()
-    yield server
-    server.kill()
 
 
 class Reader:

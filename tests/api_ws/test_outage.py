@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,14 +23,6 @@ from tests.support.services import RedisServer, async_wait_until
 pytestmark = [pytest.mark.real_redis, pytest.mark.slow]
 
 EVENTS = 600
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path, real_redis_url: str) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendonly=True)
-    server.start()
-    yield server
-    server.kill()
 
 
 async def test_a_redis_restart_closes_streams_and_they_resume_losing_nothing(

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 from brain.engine import TradingEngine
-from brain.feeds import ExchangeFeed
-from brain.feeds.base import FeedCallback
 from brain.models import CandleBatch
 from brain.process import run_brain
 from shared.config import load_settings
@@ -27,9 +25,8 @@ from tests.support.messages_api import HANG, MessagesApiServer
 from tests.support.ohlcv_server import FakeBinance
 from tests.support.replay import brain_env
 from tests.support.services import async_wait_until
-from tests.test_exchange_feed import binance_at
+from tests.test_exchange_feed import SYMBOLS, local_feed
 
-SYMBOLS = ("BTC/USDT", "ETH/USDT")
 STEP = timedelta(minutes=5)
 FIRST_OPEN = datetime(2024, 8, 1, tzinfo=UTC)
 
@@ -50,26 +47,6 @@ def exchange_settings(tmp_path: Path, **env: str) -> Settings:
     return dataclasses.replace(settings, market=market)
 
 
-def exchange_feed(
-    exchange: FakeBinance, lost_after: float, on_lost: FeedCallback, on_recovered: FeedCallback
-) -> ExchangeFeed:
-    """ccxt's binance client on the local exchange, polling fast, warming up on 300 candles
-    (2024-08-01 08:25 to 2024-08-02 09:20)."""
-    return ExchangeFeed(
-        "binance",
-        SYMBOLS,
-        "5m",
-        poll_interval=0.05,
-        retry_max=0.2,
-        lost_after=lost_after,
-        on_lost=on_lost,
-        on_recovered=on_recovered,
-        exchange_factory=binance_at(exchange),
-        history=300,
-        clock=exchange.clock,
-    )
-
-
 async def test_an_exchange_outage_is_reported_and_trading_goes_on(
     exchange: FakeBinance, tmp_path: Path
 ) -> None:
@@ -83,7 +60,7 @@ async def test_an_exchange_outage_is_reported_and_trading_goes_on(
     async def recovered() -> None:
         await engines[0].feed_recovered()
 
-    feed = exchange_feed(exchange, 0.3, lost, recovered)
+    feed = local_feed(exchange, lost_after=0.3, on_lost=lost, on_recovered=recovered)
 
     def observe(engine: TradingEngine, batch: CandleBatch, _elapsed: float) -> None:
         if not engines:
@@ -135,7 +112,8 @@ async def test_on_a_live_feed_the_nightly_cycle_runs_beside_trading(
             TB_AI__TIMEOUT="2",
             TB_AI__MAX_RETRIES="0",
         )
-        feed = exchange_feed(exchange, 30.0, _unobserved, _unobserved)  # the 01:00 cycle inside
+        # its 300 warm-up candles (2024-08-01 08:25 to 2024-08-02 09:20) hold the 01:00 cycle
+        feed = local_feed(exchange, lost_after=30.0, on_lost=_unobserved, on_recovered=_unobserved)
         stop = asyncio.Event()
         brain = asyncio.create_task(run_brain(settings, stop, feed=feed))
         store = await open_store(settings, read_only=True)
